@@ -16,8 +16,6 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshake limit per hop.
 pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Limit on name resolution per hop.
-pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(5);
 /// The original's redirect limit.
 pub const DEFAULT_MAX_REDIRECTS: u8 = 2;
 /// Largest response head (status line and headers) accepted. Real sites send 8–16 KiB of cookies and

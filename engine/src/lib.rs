@@ -1,1 +1,50 @@
-//! placeholder
+//! # jetmon-engine
+//!
+//! A probe engine that keeps tens of thousands of HTTP(S) `HEAD` checks in flight on a few threads. Each
+//! thread runs one hand-rolled [mio] event loop with non-blocking DNS, connect, rustls and an httparse-based
+//! response reader; deadlines live in a timer wheel. It judges sites by the original jetmon rule (status
+//! code below 400 is up) and reports why a check failed.
+//!
+//! ```no_run
+//! use jetmon_engine::{CheckRequest, Engine, EngineConfig};
+//!
+//! let engine = Engine::start(EngineConfig::default())?;
+//! engine.submit(CheckRequest::new(1, "https://wordpress.com/"))?;
+//! let result = engine.results().recv()?;
+//! println!("{} is {} (HTTP {}, {} ms)", result.url, result.verdict, result.code, result.rtt_ms());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Runnable against a local server of its own: `cargo run -p jetmon-engine --example check_local`.
+//!
+//! ## Shape
+//! - [`Engine`] starts the threads; [`Submitter`] queues checks from any thread; results arrive once per
+//!   check on [`Engine::results`].
+//! - [`EngineConfig`] holds the limits: whole-check deadline (20 s like the original), per-phase limits,
+//!   redirects (2), in-flight cap (fitted to the open-file limit), per-destination-IP cap, DNS and TLS trust.
+//! - [`CheckResult`] carries the [`Verdict`], HTTP code, RTT, [`Timings`], and on failure an [`ErrorClass`]
+//!   plus the original's numeric code (995–999).
+//! - [`http`] exposes the request framing and response-head parser (also used by the fuzz targets).
+//!
+//! Inside: `check` is the per-check state machine (no IO), `reactor` the mio loop, `dns` the
+//! non-blocking resolver, `tls` the shared rustls configuration.
+
+mod check;
+mod config;
+pub(crate) mod dns;
+mod engine;
+pub mod http;
+mod policy;
+mod reactor;
+mod result;
+mod tls;
+
+pub use check::parse_check_url;
+pub use config::{
+    DnsConfig, EngineConfig, ResolveOverride, DEFAULT_CHECK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REDIRECTS,
+    DEFAULT_TLS_TIMEOUT, DEFAULT_USER_AGENT,
+};
+pub use engine::{CheckRequest, Engine, EngineError, EngineStats, Submitter};
+pub use policy::{AddressPolicy, IpNet, IpNetParseError, NON_PUBLIC_NETWORKS};
+pub use result::{duration_ms, legacy_code, CheckResult, ErrorClass, Timings, Verdict};
+pub use tls::TlsConfigError;

@@ -1,0 +1,3 @@
+//! The subcommands of the `jetmond` binary; each file is one command's wiring.
+
+pub mod check;

@@ -1,0 +1,28 @@
+//! `jetmond`: the jetmon daemon's library half.
+//!
+//! The binary (`main.rs`) wires IO together; the logic it relies on lives here, in modules that do no IO
+//! themselves so they can be tested with plain values:
+//!
+//! - [`status`]: the status machine that turns check results and veriflier answers into status changes
+//!   and WPCOM notifications, following the rules of the original jetmon.js.
+//! - [`config`]: the JSON configuration, compatible with jetmon.js's `config.json`, with `JETMON_<KEY>`
+//!   environment overrides and validation that names the offending key and file.
+//!
+//! ```
+//! use jetmond::status::{CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis};
+//!
+//! let mut machine = StatusMachine::new(MachineConfig::default());
+//! let actions = machine.handle(Event::LocalCheck(LocalCheck {
+//!     blog_id: 42,
+//!     monitor_url: "https://example.com".into(),
+//!     host: "jetmon-1".into(),
+//!     at: UnixMillis::from_millis(1_700_000_000_000),
+//!     outcome: CheckOutcome { up: true, code: 200, rtt_ms: 87, error: None },
+//! }));
+//! // A healthy site that was already running changes nothing.
+//! assert!(actions.is_empty());
+//! ```
+
+pub mod config;
+pub mod sites;
+pub mod status;
