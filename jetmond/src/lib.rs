@@ -1,12 +1,13 @@
 //! `jetmond`: the jetmon daemon's library half.
 //!
-//! The binary (`main.rs`) wires IO together; the logic it relies on lives here, in modules that do no IO
-//! themselves so they can be tested with plain values:
+//! The binary (`main.rs`) wires sockets, threads and the database together; the logic it relies on lives
+//! here, in modules that can be tested with plain values:
 //!
 //! - [`status`]: the status machine that turns check results and veriflier answers into status changes
 //!   and WPCOM notifications, following the rules of the original jetmon.js.
 //! - [`config`]: the JSON configuration, compatible with jetmon.js's `config.json`, with `JETMON_<KEY>`
 //!   environment overrides and validation that names the offending key and file.
+//! - [`sites`]: the sites file of embedded mode.
 //!
 //! ```
 //! use jetmond::status::{CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis};
@@ -22,6 +23,9 @@
 //! // A healthy site that was already running changes nothing.
 //! assert!(actions.is_empty());
 //! ```
+
+// Every public item is documented; this keeps it so.
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod sites;

@@ -271,15 +271,26 @@ fn serve_udp(socket: &UdpSocket, shared: &Shared) {
     }
 }
 
-fn serve_tcp(listener: &TcpListener, shared: &Shared) {
+fn serve_tcp(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut connections = Vec::new();
     while !shared.shutdown.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
-                // One connection at a time is plenty for tests; errors just end that connection.
-                let _ = serve_tcp_connection(stream, shared);
+                // A thread per connection, so a client that never sends cannot block the others.
+                let shared = Arc::clone(shared);
+                let spawned = std::thread::Builder::new()
+                    .name("testkit-dns-tcp-conn".into())
+                    // Errors just end that connection, as a real server would.
+                    .spawn(move || drop(serve_tcp_connection(stream, &shared)));
+                connections.extend(spawned.ok());
             }
             Err(_) => std::thread::sleep(POLL_INTERVAL / 5),
         }
+        connections.retain(|c: &JoinHandle<()>| !c.is_finished());
+    }
+    for connection in connections {
+        // Connection threads notice the shutdown flag within one poll interval.
+        let _ = connection.join();
     }
 }
 

@@ -70,6 +70,7 @@ impl Cache {
     }
 
     /// Number of entries, live or not yet purged.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -91,7 +91,6 @@ pub(crate) struct DnsStats {
 pub(crate) struct Dns {
     overrides: Vec<ResolveOverride>,
     hosts: Hosts,
-    ipv6: bool,
     cache: Cache,
     resolver: Resolver,
     io: Io,
@@ -132,7 +131,6 @@ impl Dns {
         Ok(Dns {
             overrides,
             hosts,
-            ipv6: config.ipv6,
             cache: Cache::new(CACHE_CAPACITY_NAMES, config.max_ttl, config.negative_ttl),
             resolver: Resolver::new(servers, config.attempt_timeout, config.attempts, config.ipv6),
             io,
@@ -145,7 +143,8 @@ impl Dns {
     }
 
     /// Immediate answer for IP literals, overrides (matching host and port or port 0), hosts file, cache
-    /// hits; else None and the answer comes later through on_event/on_timeout, for `waiter`.
+    /// hits; else None and the answer comes later through on_event/on_timeout, for `waiter`. A new
+    /// lookup replaces whatever `waiter` was still waiting for (a redirect to another host).
     pub(crate) fn lookup(
         &mut self,
         host: &str,
@@ -153,6 +152,7 @@ impl Dns {
         waiter: u64,
         now: Instant,
     ) -> Option<Result<Addrs, DnsError>> {
+        self.cancel(waiter);
         let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         if let Ok(addr) = literal.parse::<IpAddr>() {
             return Some(Ok(Arc::from([addr])));

@@ -336,6 +336,11 @@ impl Resolver {
             return;
         };
         question.transport = Transport::Tcp;
+        // A late truncated answer may come from a server we already moved past; the TCP attempt is
+        // with that server, so errors from it must count as the current attempt's.
+        if let Some(index) = self.servers.iter().position(|s| *s == server) {
+            question.server = index;
+        }
         let previous = std::mem::replace(&mut question.deadline, deadline);
         self.tcp_out.push_back(TcpAction::Open(Outgoing {
             id,

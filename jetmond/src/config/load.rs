@@ -161,17 +161,12 @@ pub(super) fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>)
 
 /// The canonical keys: exactly the fields a [`Config`] serialises, so the list cannot drift from the
 /// struct.
-fn known_keys() -> Vec<String> {
+pub(super) fn known_keys() -> Vec<String> {
     match serde_json::to_value(Config::default()) {
         Ok(Value::Object(fields)) => fields.keys().cloned().collect(),
         // Serialising a plain struct of plain fields cannot fail or give a non-object.
         _ => Vec::new(),
     }
-}
-
-#[cfg(test)]
-pub(super) fn known_keys_for_tests() -> Vec<String> {
-    known_keys()
 }
 
 /// `num_of_checks` and `NUM_OF_CHECKS` both mean `num_of_checks`; mixed case means nothing.
