@@ -28,5 +28,6 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod demo;
 pub mod sites;
 pub mod status;

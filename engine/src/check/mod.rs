@@ -97,11 +97,11 @@ pub(crate) struct Check {
 
 impl Check {
     /// Parses the URL and starts the clock. An invalid URL gives the finished result instead.
-    pub(crate) fn new(id: u64, submitted: String, now: Instant, config: &EngineConfig) -> Result<Check, CheckResult> {
+    pub(crate) fn new(id: u64, submitted: String, now: Instant, config: &EngineConfig) -> Result<Check, Box<CheckResult>> {
         let url = match parse_check_url(&submitted) {
             Ok(url) => url,
             Err(reason) => {
-                return Err(outcome::failed_result(
+                return Err(Box::new(outcome::failed_result(
                     id,
                     submitted,
                     Failure::new(ErrorClass::InvalidUrl, reason),
@@ -109,7 +109,7 @@ impl Check {
                     Duration::ZERO,
                     Timings::default(),
                     0,
-                ))
+                )))
             }
         };
         Ok(Check {

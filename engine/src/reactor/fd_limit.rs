@@ -3,7 +3,7 @@
 //! them with EMFILE.
 
 /// Raises RLIMIT_NOFILE's soft limit to its hard limit and returns the soft limit now in force.
-pub(crate) fn raise_nofile_limit() -> std::io::Result<u64> {
+pub(crate) fn raise_nofile_limit() -> std::io::Result<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -22,7 +22,7 @@ pub(crate) fn raise_nofile_limit() -> std::io::Result<u64> {
             limit.rlim_cur = limit.rlim_max;
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// Whether a socket error means the process or system ran out of file descriptors.

@@ -53,6 +53,9 @@ struct Slot {
 /// [`crate::Engine::start`].
 pub(crate) struct Reactor {
     poll: Poll,
+    /// Kept here too: when the engine drops its handle to wake us for shutdown, closing the last handle would
+    /// close the eventfd and epoll would forget the wake-up before we collect it.
+    _waker: Arc<Waker>,
     events: Events,
     slab: Slab<Slot>,
     next_generation: u32,
@@ -109,6 +112,7 @@ impl Reactor {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let dns = Dns::new(&setup.config.dns, poll.registry(), DNS_FIRST_TOKEN)?;
         let reactor = Reactor {
+            _waker: Arc::clone(&waker),
             events: Events::with_capacity(EVENTS_CAPACITY),
             slab: Slab::with_capacity(setup.capacity.min(65_536)),
             next_generation: 0,
@@ -192,7 +196,7 @@ impl Reactor {
 
     fn begin(&mut self, request: CheckRequest, now: Instant) {
         match Check::new(request.id, request.url, now, &self.config) {
-            Err(result) => self.send(result),
+            Err(result) => self.send(*result),
             Ok(check) => {
                 self.next_generation = self.next_generation.wrapping_add(1);
                 let generation = self.next_generation;

@@ -46,6 +46,10 @@ pub struct CheckArgs {
     /// Concurrent connections per destination IP per thread (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     pub max_per_ip: usize,
+    /// Start the built-in demo web server on ADDR first (for trying jetmond without internet access; see
+    /// `jetmond/config/example-sites.txt`).
+    #[arg(long, value_name = "ADDR")]
+    pub demo_target: Option<SocketAddr>,
     /// Print totals, checks/s and RTT percentiles to stderr at the end.
     #[arg(long)]
     pub summary: bool,
@@ -152,6 +156,14 @@ pub enum CheckCommandError {
         /// The IO error.
         source: io::Error,
     },
+    /// The demo target could not start.
+    #[error("cannot start the demo target on {addr}: {source}")]
+    Demo {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        source: io::Error,
+    },
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] jetmon_engine::EngineError),
@@ -193,6 +205,9 @@ pub fn run(args: CheckArgs) -> Result<u64, CheckCommandError> {
             Some(Box::new(BufReader::new(file)))
         }
     };
+    if let Some(addr) = args.demo_target {
+        jetmond::demo::start(addr).map_err(|source| CheckCommandError::Demo { addr, source })?;
+    }
     let engine = Engine::start(args.engine_config())?;
     let submitted = Arc::new(AtomicU64::new(0));
     let input_done = Arc::new(AtomicBool::new(false));
@@ -218,17 +233,19 @@ pub fn run(args: CheckArgs) -> Result<u64, CheckCommandError> {
                 push(url);
             }
             if let Some(reader) = input {
-                for entry in sites::read_sites(reader) {
-                    match entry {
-                        Ok(site) => push(site.url),
-                        // A malformed line still gets its result line: the engine reports it as invalid_url.
-                        Err(sites::SiteListError::Line(e)) => {
-                            push(format!("invalid site line {}: {}", e.line, e.reason))
-                        }
+                for (i, line) in reader.lines().enumerate() {
+                    let line = match line {
+                        Ok(line) => line,
                         Err(e) => {
-                            tracing::error!("input: {e}");
+                            tracing::error!("input line {}: {e}; stopping here", i + 1);
                             break;
                         }
+                    };
+                    match sites::parse_site_line(i + 1, &line) {
+                        None => {}
+                        Some(Ok(site)) => push(site.url),
+                        // A malformed line still gets its result line: the engine reports it as invalid_url.
+                        Some(Err(_)) => push(line.trim().to_string()),
                     }
                 }
             }
