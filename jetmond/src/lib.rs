@@ -31,3 +31,4 @@ pub mod config;
 pub mod demo;
 pub mod sites;
 pub mod status;
+pub mod store;
