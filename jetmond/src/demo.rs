@@ -28,7 +28,9 @@ pub fn start(addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     std::thread::Builder::new().name("demo-target".into()).spawn(move || {
         for stream in listener.incoming().flatten() {
-            let _ = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || serve(stream));
+            let _ = std::thread::Builder::new()
+                .stack_size(64 * 1024)
+                .spawn(move || serve(stream));
         }
     })?;
     Ok(bound)

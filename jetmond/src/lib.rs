@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod sites;
 pub mod status;

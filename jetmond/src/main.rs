@@ -5,6 +5,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use jetmond::config::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,21 +22,69 @@ struct Cli {
 enum Command {
     /// Check URLs once and print one JSON line per URL.
     Check(cmd::check::CheckArgs),
+    /// Run the monitor: rounds over the sites, the status machine, notifications.
+    Run(cmd::run::RunArgs),
+    /// Validate a config file without running anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and validate FILE (with JETMON_* overrides from the environment) and print the result.
+    Check {
+        /// The config file.
+        file: std::path::PathBuf,
+    },
+}
+
+fn exit<E: std::fmt::Display>(command: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jetmond {command}: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("JETMON_LOG").unwrap_or_else(|_| "warn".into()))
-        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(args) => match cmd::check::run(args) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("jetmond check: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Check(args) => {
+            init_logging("warn", LogFormat::Human);
+            exit("check", cmd::check::run(args).map(|_| ()))
+        }
+        // The daemon tells its story at info, in the format its config asks for.
+        Command::Run(args) => exit("run", cmd::run::run(args, |format| init_logging("info", format))),
+        Command::Config(ConfigCommand::Check { file }) => {
+            init_logging("warn", LogFormat::Human);
+            exit(
+                "config check",
+                cmd::run::load_config(Some(&file)).map(|config| {
+                    println!(
+                        "{}: valid ({} mode)",
+                        file.display(),
+                        if config.database.is_some() {
+                            "database"
+                        } else {
+                            "embedded"
+                        }
+                    );
+                }),
+            )
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level.
+fn init_logging(default_level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        _ => builder.init(),
     }
 }

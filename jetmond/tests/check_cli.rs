@@ -31,7 +31,10 @@ fn lines(output: &Output) -> Vec<serde_json::Value> {
 }
 
 fn by_url<'a>(results: &'a [serde_json::Value], url: &str) -> &'a serde_json::Value {
-    results.iter().find(|r| r["url"] == url).unwrap_or_else(|| panic!("no result for {url}"))
+    results
+        .iter()
+        .find(|r| r["url"] == url)
+        .unwrap_or_else(|| panic!("no result for {url}"))
 }
 
 #[test]
@@ -46,7 +49,10 @@ fn prints_one_json_object_per_url_with_the_contract_fields() {
     let results = lines(&out);
     assert_eq!(results.len(), 3);
     let r = by_url(&results, &up);
-    assert_eq!((r["status"].as_str(), r["code"].as_u64(), r["redirects"].as_u64()), (Some("up"), Some(200), Some(0)));
+    assert_eq!(
+        (r["status"].as_str(), r["code"].as_u64(), r["redirects"].as_u64()),
+        (Some("up"), Some(200), Some(0))
+    );
     assert!(r["error"].is_null() && r["error_code"].is_null());
     assert!(r["rtt_ms"].as_u64().unwrap() >= 1);
     for key in ["dns_ms", "connect_ms", "tls_ms", "ttfb_ms"] {
@@ -55,7 +61,10 @@ fn prints_one_json_object_per_url_with_the_contract_fields() {
     assert!(r["timings"]["connect_ms"].is_number());
     assert_eq!(by_url(&results, &redirected)["redirects"].as_u64(), Some(1));
     let r = by_url(&results, &refused);
-    assert_eq!((r["status"].as_str(), r["error"].as_str(), r["error_code"].as_u64()), (Some("down"), Some("refused"), Some(995)));
+    assert_eq!(
+        (r["status"].as_str(), r["error"].as_str(), r["error_code"].as_u64()),
+        (Some("down"), Some("refused"), Some(995))
+    );
 }
 
 #[test]
@@ -71,7 +80,10 @@ fn reads_stdin_skipping_comments_and_reports_bad_lines() {
     let results = lines(&out);
     assert_eq!(results.len(), 3, "one result per non-comment line");
     assert_eq!(by_url(&results, &server.url("/status/204"))["code"].as_u64(), Some(204));
-    assert_eq!(by_url(&results, &server.url("/status/500"))["status"].as_str(), Some("down"));
+    assert_eq!(
+        by_url(&results, &server.url("/status/500"))["status"].as_str(),
+        Some("down")
+    );
     assert_eq!(by_url(&results, "not-a-url")["error"].as_str(), Some("invalid_url"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("checked 3"), "summary on stderr: {stderr}");
@@ -83,7 +95,10 @@ fn resolve_option_points_a_name_at_a_local_address() {
     let port = server.addr().port();
     let url = format!("http://my.site.test:{port}/status/200");
     let resolve = format!("my.site.test:{port}:127.0.0.32");
-    let out = jetmond(&["check", &url, "--resolve", &resolve, "--dns-server", "127.0.0.1:9"], None);
+    let out = jetmond(
+        &["check", &url, "--resolve", &resolve, "--dns-server", "127.0.0.1:9"],
+        None,
+    );
     let results = lines(&out);
     assert_eq!(results[0]["status"].as_str(), Some("up"), "{results:?}");
 }

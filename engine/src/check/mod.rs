@@ -97,7 +97,12 @@ pub(crate) struct Check {
 
 impl Check {
     /// Parses the URL and starts the clock. An invalid URL gives the finished result instead.
-    pub(crate) fn new(id: u64, submitted: String, now: Instant, config: &EngineConfig) -> Result<Check, Box<CheckResult>> {
+    pub(crate) fn new(
+        id: u64,
+        submitted: String,
+        now: Instant,
+        config: &EngineConfig,
+    ) -> Result<Check, Box<CheckResult>> {
         let url = match parse_check_url(&submitted) {
             Ok(url) => url,
             Err(reason) => {

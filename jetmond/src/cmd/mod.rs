@@ -1,3 +1,4 @@
 //! The subcommands of the `jetmond` binary; each file is one command's wiring.
 
 pub mod check;
+pub mod run;

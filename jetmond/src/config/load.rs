@@ -151,6 +151,7 @@ pub(super) fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>)
 
     config.sites_file = resolve(&base_dir, &config.sites_file);
     config.state_file = resolve(&base_dir, &config.state_file);
+    config.notifications_file = resolve(&base_dir, &config.notifications_file);
 
     if let Some((key, message)) = config.impossibility() {
         let at = locations.remove(key).unwrap_or_else(|| location(key, path, None));

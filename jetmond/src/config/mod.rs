@@ -105,6 +105,14 @@ pub struct Config {
     pub state_file: PathBuf,
     /// Log line format.
     pub log_format: LogFormat,
+    /// The name this host gives itself in notifications' `checks` (`host`). Empty: the machine's host name.
+    pub host_name: String,
+    /// Embedded mode: status-change notifications are appended here as JSON lines (WPCOM delivery is
+    /// configured separately).
+    pub notifications_file: PathBuf,
+    /// Start the built-in demo web server on this address (e.g. `127.0.0.1:8099`) so the example site
+    /// list answers without internet access. Empty: no demo server.
+    pub demo_target: String,
 }
 
 /// One veriflier, as jetmon.js configured it.
@@ -199,6 +207,9 @@ impl Default for Config {
             sites_file: PathBuf::from("sites.txt"),
             state_file: PathBuf::from("jetmond-state.json"),
             log_format: LogFormat::Human,
+            host_name: String::new(),
+            notifications_file: PathBuf::from("jetmond-notifications.jsonl"),
+            demo_target: String::new(),
         }
     }
 }
@@ -371,6 +382,7 @@ mod tests {
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         expected.sites_file = dir.join("sites.txt");
         expected.state_file = dir.join("jetmond-state.json");
+        expected.notifications_file = dir.join("jetmond-notifications.jsonl");
         assert_eq!(
             loaded.ok(),
             Some(LoadedConfig {

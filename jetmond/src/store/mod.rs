@@ -58,6 +58,11 @@ pub enum StoreError {
     },
 }
 
+pub mod file;
+pub mod mysql;
+
+pub use file::FileStore;
+
 /// A source of sites and a sink for their statuses.
 pub trait SiteStore: Send {
     /// Loads the active sites of this host, page by page (bounded memory per page), calling `page` for each.

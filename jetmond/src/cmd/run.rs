@@ -1,0 +1,154 @@
+//! `jetmond run`: the daemon. Loads the config, starts the engine, the store and the notifier, installs
+//! the signal handlers and hands over to the control loop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jetmon_engine::{Engine, EngineConfig};
+use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat};
+use jetmond::daemon::notify::FileNotifier;
+use jetmond::daemon::{Daemon, DaemonSettings, Signals};
+use jetmond::status::StatusMachine;
+use jetmond::store::{FileStore, SiteStore, StoreError};
+
+/// Options of `jetmond run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The JSON config file (jetmon.js config files are accepted). Without one, the embedded defaults.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A setting cannot work with this build.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine could not start.
+    #[error(transparent)]
+    Engine(#[from] jetmon_engine::EngineError),
+    /// A file or signal handler could not be set up.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being set up.
+        what: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// Loads the config named on the command line, or the embedded defaults, logging every warning.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+    let Some(path) = path else {
+        return Ok(Config::default_embedded());
+    };
+    let loaded = Config::load(path, std::env::vars())?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded.config)
+}
+
+fn engine_config(config: &Config) -> EngineConfig {
+    let mut engine = EngineConfig::default();
+    engine.threads = config.engine_threads;
+    engine.max_in_flight = config.max_in_flight as usize;
+    engine.check_timeout = Duration::from_secs(config.check_timeout_sec);
+    engine.connect_timeout = engine.connect_timeout.min(engine.check_timeout);
+    engine.tls_timeout = engine.tls_timeout.min(engine.check_timeout);
+    engine.max_redirects = config.max_redirects;
+    engine
+}
+
+fn machine_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "jetmon".to_string())
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), RunError> {
+    let loaded = match args.config.as_deref() {
+        Some(path) => Config::load(path, std::env::vars())?,
+        None => LoadedConfig {
+            config: Config::default_embedded(),
+            warnings: Vec::new(),
+        },
+    };
+    init_logging(loaded.config.log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let config = loaded.config;
+    if !config.verifiers.is_empty() {
+        return Err(RunError::Unsupported(
+            "`verifiers` is set, but this build has no veriflier client yet: remove the verifiers to decide on \
+             local re-checks alone"
+                .to_string(),
+        ));
+    }
+    if config.database.is_some() {
+        return Err(RunError::Unsupported(
+            "`database` is set, but this build of `jetmond run` reads sites only from `sites_file` (embedded \
+             mode); remove `database` for now"
+                .to_string(),
+        ));
+    }
+    tracing::warn!("no verifliers configured: a site is declared DOWN on local re-checks alone");
+    if !config.demo_target.is_empty() {
+        let addr = config.demo_target.parse().map_err(|e| {
+            RunError::Unsupported(format!("demo_target {:?} is not an address: {e}", config.demo_target))
+        })?;
+        let bound = jetmond::demo::start(addr).map_err(|source| RunError::Io {
+            what: format!("demo target on {addr}"),
+            source,
+        })?;
+        tracing::info!(%bound, "demo target listening");
+    }
+    let store: Box<dyn SiteStore> = Box::new(FileStore::open(&config.sites_file, &config.state_file)?);
+    let notifier = FileNotifier::open(&config.notifications_file).map_err(|source| RunError::Io {
+        what: format!("notifications file {}", config.notifications_file.display()),
+        source,
+    })?;
+    let signals = Arc::new(Signals::default());
+    for (signal, flag) in [
+        (signal_hook::consts::SIGTERM, &signals.stop),
+        (signal_hook::consts::SIGINT, &signals.stop),
+        (signal_hook::consts::SIGHUP, &signals.reload),
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(flag)).map_err(|source| RunError::Io {
+            what: "signal handler".to_string(),
+            source,
+        })?;
+    }
+    let engine = Engine::start(engine_config(&config))?;
+    let settings = DaemonSettings {
+        round_interval: Duration::from_secs(config.min_time_between_rounds_sec),
+        host_name: if config.host_name.is_empty() {
+            machine_host_name()
+        } else {
+            config.host_name.clone()
+        },
+        stats_interval: Duration::from_millis(config.stats_update_interval_ms),
+        drain_timeout: Duration::from_secs(config.check_timeout_sec),
+    };
+    tracing::info!(
+        sites_file = %config.sites_file.display(),
+        state_file = %config.state_file.display(),
+        notifications_file = %config.notifications_file.display(),
+        "embedded mode"
+    );
+    let machine = StatusMachine::new(config.machine_config());
+    Daemon::new(settings, engine, store, Box::new(notifier), machine, signals).run();
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! The control thread of `jetmond run`: owns the site store, the schedule and the status machine, feeds
+//! checks to the engine and turns results into status changes. It is synchronous on purpose: a slow
+//! database or notifier stalls this thread only, never the engine's event loops, which keep checking
+//! what they were given.
+
+pub mod notify;
+pub mod schedule;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use jetmon_engine::{CheckRequest, CheckResult, Engine, Verdict};
+
+use crate::status::{Action, BlogId, CheckOutcome, Event, LocalCheck, StatusMachine, UnixMillis};
+use crate::store::{Site, SiteStore, StatusUpdate};
+use notify::Notifier;
+use schedule::{Rechecks, RoundPlan};
+
+/// Longest the loop sleeps waiting for results, so schedules and signals are looked at often enough.
+const LOOP_WAIT: Duration = Duration::from_millis(20);
+/// Status updates are written back at least this often (and at the end of a round, and at shutdown).
+const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+/// The status machine's timeouts (veriflier requests) are looked at this often.
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// Retry delays after a store failure: doubling from the first to the last.
+const STORE_RETRY_FIRST: Duration = Duration::from_secs(1);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// Flags set from signal handlers.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// SIGTERM/SIGINT: finish in-flight checks, flush, exit.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: start a new round now, re-reading the site list.
+    pub reload: Arc<AtomicBool>,
+}
+
+/// Settings of the control loop.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// Time between round starts.
+    pub round_interval: Duration,
+    /// This host's name in the notifications' `checks`.
+    pub host_name: String,
+    /// Time between stats lines.
+    pub stats_interval: Duration,
+    /// How long shutdown waits for in-flight checks.
+    pub drain_timeout: Duration,
+}
+
+/// Counts kept for the stats line and the final report.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonStats {
+    /// Rounds started.
+    pub rounds: u64,
+    /// Checks sent to the engine (round and re-checks).
+    pub checks: u64,
+    /// Of those, re-checks.
+    pub rechecks: u64,
+    /// Results received.
+    pub results: u64,
+    /// Up results.
+    pub up: u64,
+    /// Down results.
+    pub down: u64,
+    /// Notifications handed to the notifier.
+    pub notifications: u64,
+    /// Rounds that were not fully dispatched when the next was due.
+    pub overruns: u64,
+    /// Sites skipped because their previous check was still running.
+    pub skipped_in_flight: u64,
+    /// Store errors (load or persist).
+    pub store_errors: u64,
+}
+
+/// The control loop and everything it owns.
+pub struct Daemon {
+    settings: DaemonSettings,
+    engine: Engine,
+    store: Box<dyn SiteStore>,
+    notifier: Box<dyn Notifier>,
+    machine: StatusMachine,
+    signals: Arc<Signals>,
+    round: Option<RoundPlan>,
+    next_round_at: Instant,
+    rechecks: Rechecks,
+    in_flight: HashSet<BlogId>,
+    current_sites: HashSet<BlogId>,
+    pending_updates: Vec<StatusUpdate>,
+    stats: DaemonStats,
+    store_retry: Duration,
+}
+
+impl Daemon {
+    /// Wires the parts together; nothing runs until [`Daemon::run`].
+    pub fn new(
+        settings: DaemonSettings,
+        engine: Engine,
+        store: Box<dyn SiteStore>,
+        notifier: Box<dyn Notifier>,
+        machine: StatusMachine,
+        signals: Arc<Signals>,
+    ) -> Daemon {
+        Daemon {
+            settings,
+            engine,
+            store,
+            notifier,
+            machine,
+            signals,
+            round: None,
+            next_round_at: Instant::now(),
+            rechecks: Rechecks::default(),
+            in_flight: HashSet::new(),
+            current_sites: HashSet::new(),
+            pending_updates: Vec::new(),
+            stats: DaemonStats::default(),
+            store_retry: STORE_RETRY_FIRST,
+        }
+    }
+
+    /// Runs until a stop signal; then lets in-flight checks finish (bounded), writes statuses back and
+    /// returns the counts.
+    pub fn run(mut self) -> DaemonStats {
+        let mut last_persist = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut last_stats = Instant::now();
+        tracing::info!(interval = ?self.settings.round_interval, "jetmond running");
+        while !self.signals.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if self.signals.reload.swap(false, Ordering::Relaxed) {
+                tracing::info!("SIGHUP: starting a new round with a fresh site list");
+                self.next_round_at = now;
+            }
+            self.maybe_start_round(now);
+            self.dispatch(now);
+            self.collect_results(LOOP_WAIT);
+            if last_tick.elapsed() >= TICK_INTERVAL {
+                last_tick = Instant::now();
+                let actions = self.machine.handle(Event::Tick { now: wall_now() });
+                self.act(actions);
+            }
+            if last_persist.elapsed() >= PERSIST_INTERVAL {
+                last_persist = Instant::now();
+                self.persist();
+            }
+            if last_stats.elapsed() >= self.settings.stats_interval {
+                last_stats = Instant::now();
+                self.log_stats();
+            }
+        }
+        self.shut_down()
+    }
+
+    fn maybe_start_round(&mut self, now: Instant) {
+        if now < self.next_round_at {
+            return;
+        }
+        if let Some(round) = &self.round {
+            if !round.is_dispatched() {
+                // Never overlap rounds: finish dispatching this one first, and say so.
+                self.stats.overruns += 1;
+                tracing::warn!(
+                    dispatched = round.dispatched(),
+                    total = round.len(),
+                    late_by = ?now.saturating_duration_since(self.next_round_at),
+                    "round overran its interval; the next round starts when this one is dispatched"
+                );
+                self.next_round_at = now + self.settings.round_interval / 10;
+                return;
+            }
+        }
+        let mut loaded: Vec<Site> = Vec::new();
+        let mut bad = 0u64;
+        let result = self.store.load_sites(&mut |page| loaded.extend(page), &mut |e| {
+            bad += 1;
+            tracing::warn!("skipping site: {e}");
+        });
+        if let Err(e) = result {
+            self.stats.store_errors += 1;
+            tracing::error!(retry_in = ?self.store_retry, "cannot load sites: {e}; checking the previous list meanwhile");
+            self.next_round_at = now + self.store_retry;
+            self.store_retry = (self.store_retry * 2).min(STORE_RETRY_MAX);
+            // Keep monitoring what we have: re-run the previous round's sites.
+            if self.round.take().is_some() {
+                self.round = Some(RoundPlan::new(self.tracked_sites(), now, self.settings.round_interval));
+            }
+            return;
+        }
+        self.store_retry = STORE_RETRY_FIRST;
+        let mut order = Vec::with_capacity(loaded.len());
+        let mut seen = HashSet::with_capacity(loaded.len());
+        for site in loaded {
+            if !seen.insert(site.blog_id) {
+                continue;
+            }
+            self.machine.track(
+                site.blog_id,
+                site.monitor_url.clone(),
+                site.status,
+                site.last_status_change,
+            );
+            order.push((site.blog_id, site.monitor_url));
+        }
+        // Sites gone from the store (removed, deactivated, moved to another host's buckets) are forgotten.
+        for gone in self.current_sites.difference(&seen) {
+            self.machine.forget(*gone);
+        }
+        self.current_sites = seen;
+        self.stats.rounds += 1;
+        tracing::info!(
+            round = self.stats.rounds,
+            sites = order.len(),
+            bad_records = bad,
+            "round starts"
+        );
+        self.round = Some(RoundPlan::new(order, now, self.settings.round_interval));
+        self.next_round_at = now + self.settings.round_interval;
+    }
+
+    fn tracked_sites(&self) -> Vec<(BlogId, String)> {
+        let mut sites: Vec<(BlogId, String)> = self
+            .current_sites
+            .iter()
+            .filter_map(|id| self.machine.site(*id).map(|s| (*id, s.monitor_url().to_string())))
+            .collect();
+        sites.sort_unstable();
+        sites
+    }
+
+    fn dispatch(&mut self, now: Instant) {
+        let mut batch = Vec::new();
+        if let Some(round) = &mut self.round {
+            for (blog_id, url) in round.take_due(now) {
+                if self.in_flight.insert(*blog_id) {
+                    batch.push(CheckRequest::new(*blog_id, url.clone()));
+                } else {
+                    self.stats.skipped_in_flight += 1;
+                }
+            }
+        }
+        let wall = wall_now();
+        while let Some(blog_id) = self.rechecks.pop_due(wall) {
+            let Some(site) = self.machine.site(blog_id) else {
+                continue;
+            };
+            if self.in_flight.insert(blog_id) {
+                self.stats.rechecks += 1;
+                batch.push(CheckRequest::new(blog_id, site.monitor_url().to_string()));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.stats.checks += batch.len() as u64;
+        if let Err(e) = self.engine.submitter().submit_many(batch) {
+            tracing::error!("engine refused checks: {e}");
+        }
+    }
+
+    fn collect_results(&mut self, wait: Duration) {
+        let first = match self.engine.results().recv_timeout(wait) {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        self.on_result(first);
+        while let Ok(r) = self.engine.results().try_recv() {
+            self.on_result(r);
+        }
+    }
+
+    fn on_result(&mut self, result: CheckResult) {
+        self.in_flight.remove(&result.id);
+        self.stats.results += 1;
+        match result.verdict {
+            Verdict::Up => self.stats.up += 1,
+            _ => self.stats.down += 1,
+        }
+        if !self.current_sites.contains(&result.id) {
+            return; // Removed from the store while its check ran.
+        }
+        let event = Event::LocalCheck(LocalCheck {
+            blog_id: result.id,
+            monitor_url: result.url.clone(),
+            host: self.settings.host_name.clone(),
+            at: wall_now(),
+            outcome: CheckOutcome {
+                up: result.verdict == Verdict::Up,
+                code: result.code,
+                rtt_ms: result.rtt_ms(),
+                error: result.error.map(|e| e.as_str().to_string()),
+            },
+        });
+        let actions = self.machine.handle(event);
+        self.act(actions);
+    }
+
+    fn act(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::ScheduleRecheck { blog_id, not_before } => self.rechecks.push(blog_id, not_before),
+                Action::PersistStatus {
+                    blog_id,
+                    status,
+                    last_status_change,
+                } => self.pending_updates.push(StatusUpdate {
+                    blog_id,
+                    status,
+                    last_status_change,
+                }),
+                Action::Notify(notification) => {
+                    self.stats.notifications += 1;
+                    tracing::info!(
+                        blog_id = notification.blog_id,
+                        url = %notification.monitor_url,
+                        status = ?notification.status_id,
+                        "status change"
+                    );
+                    if let Err(e) = self.notifier.notify(&notification) {
+                        tracing::error!("{e}");
+                    }
+                }
+                Action::AskVerifliers { blog_id, monitor_url } => {
+                    // `jetmond run` refuses to start with verifliers configured until the veriflier client exists,
+                    // so this is only reachable by embedders that configure the machine themselves.
+                    tracing::warn!(blog_id, url = %monitor_url, "verifliers requested but no veriflier client is running");
+                }
+                other => tracing::debug!(?other, "status machine"),
+            }
+        }
+    }
+
+    fn persist(&mut self) {
+        if self.pending_updates.is_empty() {
+            return;
+        }
+        match self.store.persist_statuses(&self.pending_updates) {
+            Ok(()) => self.pending_updates.clear(),
+            Err(e) => {
+                // Keep them: the next attempt writes them with whatever came since.
+                self.stats.store_errors += 1;
+                tracing::error!(pending = self.pending_updates.len(), "cannot write statuses back: {e}");
+            }
+        }
+    }
+
+    fn log_stats(&self) {
+        let engine = self.engine.stats();
+        let (dispatched, total) = self.round.as_ref().map(|r| (r.dispatched(), r.len())).unwrap_or((0, 0));
+        tracing::info!(
+            round = self.stats.rounds,
+            progress = format!("{dispatched}/{total}"),
+            in_flight = engine.in_flight,
+            queued = engine.queued,
+            up = self.stats.up,
+            down = self.stats.down,
+            rechecks_waiting = self.rechecks.len(),
+            notifications = self.stats.notifications,
+            "stats"
+        );
+    }
+
+    fn shut_down(mut self) -> DaemonStats {
+        tracing::info!(
+            in_flight = self.in_flight.len(),
+            "stopping: letting in-flight checks finish"
+        );
+        let deadline = Instant::now() + self.settings.drain_timeout;
+        while !self.in_flight.is_empty() && Instant::now() < deadline {
+            self.collect_results(LOOP_WAIT);
+        }
+        self.persist();
+        let stats = self.stats;
+        self.engine.abort();
+        tracing::info!(?stats, "stopped");
+        stats
+    }
+}
+
+fn wall_now() -> UnixMillis {
+    UnixMillis::from(SystemTime::now())
+}
