@@ -5,13 +5,30 @@
 //! response reader; deadlines live in a timer wheel. It judges sites by the original jetmon rule (status
 //! code below 400 is up) and reports why a check failed.
 //!
-//! ```no_run
-//! use jetmon_engine::{CheckRequest, Engine, EngineConfig};
+//! ```
+//! use jetmon_engine::{CheckRequest, Engine, EngineConfig, ErrorClass, Verdict};
+//! # use std::io::{Read, Write};
+//! # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+//! # let addr = listener.local_addr()?;
+//! # std::thread::spawn(move || {
+//! #     let (mut s, _) = listener.accept().unwrap();
+//! #     let _ = s.read(&mut [0u8; 1024]);
+//! #     s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+//! # });
 //!
 //! let engine = Engine::start(EngineConfig::default())?;
-//! engine.submit(CheckRequest::new(1, "https://wordpress.com/"))?;
-//! let result = engine.results().recv()?;
-//! println!("{} is {} (HTTP {}, {} ms)", result.url, result.verdict, result.code, result.rtt_ms());
+//! // `addr` is a local web server; port 9 has nobody listening.
+//! engine.submit(CheckRequest::new(1, format!("http://{addr}/")))?;
+//! engine.submit(CheckRequest::new(2, "http://127.0.0.1:9/"))?;
+//! for _ in 0..2 {
+//!     let result = engine.results().recv()?;
+//!     println!("{} is {} (HTTP {}, {} ms)", result.url, result.verdict, result.code, result.rtt_ms());
+//!     match result.id {
+//!         1 => assert_eq!((result.verdict, result.code), (Verdict::Up, 200)),
+//!         _ => assert_eq!(result.error, Some(ErrorClass::Refused)),
+//!     }
+//! }
+//! engine.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

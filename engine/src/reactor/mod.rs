@@ -75,6 +75,8 @@ pub(crate) struct Reactor {
     counters: Arc<Counters>,
     dns_done: Vec<(u64, Result<Addrs, DnsError>)>,
     expired: Vec<(usize, u32)>,
+    /// Slab keys with socket events from the last poll (reused buffer).
+    ready: Vec<usize>,
 }
 
 fn waiter_id(key: usize, generation: u32) -> u64 {
@@ -131,6 +133,7 @@ impl Reactor {
             counters: setup.counters,
             dns_done: Vec::new(),
             expired: Vec::new(),
+            ready: Vec::with_capacity(EVENTS_CAPACITY),
             poll,
         };
         Ok((reactor, waker))
@@ -216,19 +219,24 @@ impl Reactor {
     }
 
     fn dispatch_events(&mut self, now: Instant) {
-        // Events are copied out one at a time because handling one may touch any slot.
-        for i in 0.. {
-            let Some(event) = self.events.iter().nth(i) else { break };
+        // DNS events are handled while iterating; check events are collected first because handling one may
+        // touch any slot (and the poll's registry), which cannot happen while `events` is borrowed.
+        let mut ready = std::mem::take(&mut self.ready);
+        for event in self.events.iter() {
             let token = event.token();
             if token == WAKER_TOKEN {
                 continue;
             }
             if self.dns.owns(token) {
                 self.dns.on_event(self.poll.registry(), event, now, &mut self.dns_done);
-                continue;
+            } else {
+                ready.push(token.0);
             }
-            self.on_socket_event(token.0, now);
         }
+        for key in ready.drain(..) {
+            self.on_socket_event(key, now);
+        }
+        self.ready = ready;
     }
 
     fn on_socket_event(&mut self, key: usize, now: Instant) {
