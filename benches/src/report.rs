@@ -1,0 +1,201 @@
+//! The run's figures: a Markdown table for the terminal (and `docs/performance.md`) and a JSON file for
+//! machines.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::capacity::CapacityOutcome;
+use crate::machine::Machine;
+use crate::BenchError;
+
+/// The JSON file's name inside the workspace's target directory.
+pub const RESULTS_FILE_NAME: &str = "bench-results.json";
+
+/// One client's rate against one nginx listener.
+#[derive(Debug, Clone)]
+pub struct ThroughputRow {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// Who made the requests, e.g. `wrk -t1 -c64` or `engine c=256 t=2`.
+    pub client: String,
+    /// Completed checks (or wrk requests) per second.
+    pub per_sec: f64,
+    /// wrk's rate against the same listener in this run, when this row is the engine's.
+    pub wrk_per_sec: Option<f64>,
+    /// Anything off: failed checks by class, wrk's socket errors.
+    pub note: String,
+}
+
+impl ThroughputRow {
+    /// Engine rate over wrk rate.
+    pub fn ratio_to_wrk(&self) -> Option<f64> {
+        self.wrk_per_sec.filter(|wrk| *wrk > 0.0).map(|wrk| self.per_sec / wrk)
+    }
+}
+
+/// One in-flight capacity measurement.
+#[derive(Debug, Clone)]
+pub struct CapacityRow {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// What was measured.
+    pub outcome: CapacityOutcome,
+}
+
+/// Everything one `cargo bench` run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// Rates against nginx.
+    pub throughput: Vec<ThroughputRow>,
+    /// Memory at peak in flight.
+    pub capacity: Vec<CapacityRow>,
+    /// Parts that did not run, and why.
+    pub skipped: Vec<String>,
+    /// The exact external commands (wrk) that ran.
+    pub commands: Vec<String>,
+}
+
+impl Report {
+    /// An empty report for `machine`.
+    pub fn new(machine: Machine) -> Report {
+        Report {
+            machine,
+            throughput: Vec::new(),
+            capacity: Vec::new(),
+            skipped: Vec::new(),
+            commands: Vec::new(),
+        }
+    }
+
+    /// The tables in Markdown.
+    pub fn to_markdown(&self) -> String {
+        let m = &self.machine;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Machine: {} cores ({}), kernel {}, load {} at start, {}\n",
+            m.nproc, m.cpu, m.kernel, m.loadavg, m.date
+        );
+        if !self.throughput.is_empty() {
+            out.push_str("| scheme | client | checks/s | wrk req/s | engine/wrk | note |\n");
+            out.push_str("|---|---|---:|---:|---:|---|\n");
+            for row in &self.throughput {
+                let wrk = row.wrk_per_sec.map_or("".to_string(), |w| format!("{w:.0}"));
+                let ratio = row.ratio_to_wrk().map_or("".to_string(), |r| format!("{r:.2}"));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.0} | {wrk} | {ratio} | {} |",
+                    row.scheme, row.client, row.per_sec, row.note
+                );
+            }
+            out.push('\n');
+        }
+        if !self.capacity.is_empty() {
+            out.push_str(
+                "| scheme | checks | peak in flight | idle RSS MiB | peak RSS MiB | KiB per in-flight check |\n",
+            );
+            out.push_str("|---|---:|---:|---:|---:|---:|\n");
+            for row in &self.capacity {
+                let o = &row.outcome;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+                    row.scheme,
+                    o.checks,
+                    o.peak_in_flight,
+                    o.baseline_rss_kib as f64 / 1024.0,
+                    o.peak_rss_kib as f64 / 1024.0,
+                    o.rss_per_check_kib()
+                );
+            }
+            out.push('\n');
+        }
+        for skipped in &self.skipped {
+            let _ = writeln!(out, "skipped: {skipped}");
+        }
+        out
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> Value {
+        let m = &self.machine;
+        json!({
+            "machine": {
+                "nproc": m.nproc,
+                "cpu": m.cpu,
+                "kernel": m.kernel,
+                "loadavg_at_start": m.loadavg,
+                "date": m.date,
+            },
+            "throughput": self.throughput.iter().map(|row| json!({
+                "scheme": row.scheme,
+                "client": row.client,
+                "per_sec": round2(row.per_sec),
+                "wrk_per_sec": row.wrk_per_sec.map(round2),
+                "ratio_to_wrk": row.ratio_to_wrk().map(round2),
+                "note": row.note,
+            })).collect::<Vec<_>>(),
+            "capacity": self.capacity.iter().map(|row| {
+                let o = &row.outcome;
+                json!({
+                    "scheme": row.scheme,
+                    "checks": o.checks,
+                    "threads": o.threads,
+                    "peak_in_flight": o.peak_in_flight,
+                    "peak_open_sockets": o.peak_open_sockets,
+                    "baseline_rss_kib": o.baseline_rss_kib,
+                    "peak_rss_kib": o.peak_rss_kib,
+                    "rss_per_in_flight_check_kib": round2(o.rss_per_check_kib()),
+                    "up": o.up,
+                    "elapsed_s": round2(o.elapsed.as_secs_f64()),
+                })
+            }).collect::<Vec<_>>(),
+            "skipped": self.skipped,
+            "commands": self.commands,
+        })
+    }
+
+    /// Writes [`Report::to_json`] to `path`.
+    pub fn write_json(&self, path: &Path) -> Result<(), BenchError> {
+        let text = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
+        std::fs::write(path, text + "\n").map_err(BenchError::io(format!("write {}", path.display())))
+    }
+}
+
+/// `$CARGO_TARGET_DIR/bench-results.json`, or `target/bench-results.json` at the workspace root.
+pub fn results_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().unwrap_or(manifest).join("target")
+        });
+    target.join(RESULTS_FILE_NAME)
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_needs_a_positive_wrk_rate() {
+        let mut row = ThroughputRow {
+            scheme: "http",
+            client: "engine".to_string(),
+            per_sec: 5000.0,
+            wrk_per_sec: Some(10000.0),
+            note: String::new(),
+        };
+        assert_eq!(row.ratio_to_wrk(), Some(0.5));
+        row.wrk_per_sec = Some(0.0);
+        assert_eq!(row.ratio_to_wrk(), None);
+    }
+}
