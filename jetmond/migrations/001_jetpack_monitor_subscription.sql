@@ -2,7 +2,7 @@
 -- unchanged and this file can be compared with the original line by line.
 --
 -- `jetmond db init` applies each statement below only if its object (table, index) is missing, which is
--- what makes it safe to run again; the statements themselves stay the original's, without IF NOT EXISTS.
+-- what makes it safe to run again. The statements themselves stay the original's, without IF NOT EXISTS.
 
 CREATE TABLE `jetpack_monitor_subscription` (
 	`blog_id` bigint(20) unsigned NOT NULL,

@@ -27,6 +27,15 @@ enum Command {
     /// Validate a config file without running anything.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Create `jetpack_monitor_subscription` (and optional columns) where missing; safe to run again.
+    Init(cmd::run::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +66,10 @@ fn main() -> ExitCode {
         }
         // The daemon tells its story at info, in the format its config asks for.
         Command::Run(args) => exit("run", cmd::run::run(args, |format| init_logging("info", format))),
+        Command::Db(DbCommand::Init(args)) => {
+            init_logging("warn", LogFormat::Human);
+            exit("db init", cmd::run::db_init(args))
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             init_logging("warn", LogFormat::Human);
             exit(

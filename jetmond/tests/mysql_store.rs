@@ -5,140 +5,19 @@
 //! laptop without MariaDB can still run `cargo test`; when the variable is set (CI), an unreachable server
 //! fails the test. Each test works in its own database, `jetmon_test_<name>_<pid>`, dropped at the end.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use jetmond::status::{SiteStatus, UnixMillis};
 use jetmond::store::mysql::MysqlStore;
 use jetmond::store::{Site, SiteStore, StatusUpdate, StoreError};
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, Value};
-
-const URL_VARIABLE: &str = "JETMON_TEST_MYSQL_URL";
-const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/test";
-/// How long a test waits for the server to go away or come back after a shutdown or start.
-const SERVER_STATE_TIMEOUT: Duration = Duration::from_secs(60);
-const SERVER_POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// A store call against a stopped server must fail at least this fast (connection refused is immediate;
-/// this leaves room for a slow CI machine, and is far below a hang).
-const PROMPT_FAILURE: Duration = Duration::from_secs(10);
-const TEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const ROWS_PER_INSERT: usize = 1_000;
-const ALL_BUCKETS: std::ops::RangeInclusive<u16> = 0..=511;
-
-/// The tests share one server and one of them stops it: that one holds the write lock, the others a read
-/// lock, so none of them sees the server down unless it is the one that stopped it.
-static SERVER: RwLock<()> = RwLock::new(());
-
-fn shared_server() -> RwLockReadGuard<'static, ()> {
-    SERVER.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The server URL and whether it was set explicitly (then unreachability is a failure, not a skip).
-fn server_url() -> (String, bool) {
-    match std::env::var(URL_VARIABLE) {
-        Ok(url) if !url.is_empty() => (url, true),
-        _ => (DEFAULT_URL.to_owned(), false),
-    }
-}
-
-/// `url` with its credentials hidden, for messages.
-fn redacted(url: &str) -> String {
-    match url.rsplit_once('@') {
-        Some((_, host_and_path)) => format!("mysql://…@{host_and_path}"),
-        None => url.to_owned(),
-    }
-}
-
-/// `url` pointing at database `name` instead of its own, keeping its parameters.
-fn url_with_database(url: &str, name: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((head, query)) => (head, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority = head.find("://").map_or(0, |at| at + 3);
-    let path = head[authority..].find('/').map_or(head.len(), |at| authority + at);
-    format!("{}/{name}{query}", &head[..path])
-}
-
-fn connect(url: &str) -> Result<Conn, mysql::Error> {
-    let opts = Opts::from_url(url)?;
-    Conn::new(OptsBuilder::from_opts(opts).tcp_connect_timeout(Some(TEST_CONNECT_TIMEOUT)))
-}
-
-fn ok<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
-    result.unwrap_or_else(|error| panic!("{what}: {error}"))
-}
-
-/// A database of its own for one test, dropped when the test ends (passing or not).
-struct TestDb {
-    server_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    /// `None` when the server is unreachable and no URL was given: the test skips.
-    fn create(test: &str) -> Option<TestDb> {
-        let (server_url, explicit) = server_url();
-        let mut admin = match connect(&server_url) {
-            Ok(conn) => conn,
-            Err(error) if explicit => panic!("MariaDB not reachable at {}: {error}", redacted(&server_url)),
-            Err(error) => {
-                println!("skipping: MariaDB not reachable at {}: {error}", redacted(&server_url));
-                return None;
-            }
-        };
-        let name = format!("jetmon_test_{test}_{}", std::process::id());
-        ok(
-            admin.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")),
-            "dropping a leftover database",
-        );
-        ok(
-            admin.query_drop(format!("CREATE DATABASE `{name}`")),
-            "creating the test database",
-        );
-        let url = url_with_database(&server_url, &name);
-        Some(TestDb { server_url, name, url })
-    }
-
-    fn store(&self, range: std::ops::RangeInclusive<u16>, batch: u32, intervals: bool, updates: bool) -> MysqlStore {
-        ok(
-            MysqlStore::from_url(&self.url, range, batch, intervals, updates),
-            "opening the store",
-        )
-    }
-
-    /// A store over a freshly initialised schema.
-    fn initialised_store(
-        &self,
-        range: std::ops::RangeInclusive<u16>,
-        batch: u32,
-        intervals: bool,
-        updates: bool,
-    ) -> MysqlStore {
-        let mut store = self.store(range, batch, intervals, updates);
-        ok(store.init_schema(), "init_schema");
-        store
-    }
-
-    fn conn(&self) -> Conn {
-        ok(connect(&self.url), "connecting to the test database")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // A fresh connection: the test may have restarted the server under the one it used.
-        match connect(&self.server_url).and_then(|mut admin| admin.query_drop(format!("DROP DATABASE `{}`", self.name)))
-        {
-            Ok(()) => {}
-            Err(error) => eprintln!("could not drop test database {}: {error}", self.name),
-        }
-    }
-}
+use mysql::{Conn, Value};
+use support::db::*;
 
 /// One row of the table, for seeding.
 #[derive(Clone)]
@@ -249,11 +128,16 @@ fn schema_init_completes_a_table_created_by_the_seed_alone() {
     let Some(db) = TestDb::create("seedonly") else { return };
     // A database set up by jetmon.js: the seed's table, no interval column, and sites already in it.
     let mut conn = db.conn();
-    for statement in jetmond::store::mysql::MIGRATION_001_SQL.split(';') {
-        let code: Vec<&str> = statement.lines().filter(|line| !line.starts_with("--")).collect();
-        if !code.join("").trim().is_empty() {
-            ok(conn.query_drop(statement), "applying the seed DDL");
-        }
+    let code: Vec<&str> = jetmond::store::mysql::MIGRATION_001_SQL
+        .lines()
+        .filter(|line| !line.starts_with("--"))
+        .collect();
+    for statement in code
+        .join("\n")
+        .split(';')
+        .filter(|statement| !statement.trim().is_empty())
+    {
+        ok(conn.query_drop(statement), "applying the seed DDL");
     }
     insert(&mut conn, &[site_row(1, 0)]);
     let mut store = db.initialised_store(ALL_BUCKETS, 32, true, false);
@@ -525,6 +409,8 @@ fn load_figure_for_20000_sites() {
     );
 }
 
+const MARIADBD: &str = "/usr/sbin/mariadbd";
+
 /// Stops the local server and makes sure it runs again when dropped, even if the test fails midway.
 struct StoppedServer {
     url: String,
@@ -545,41 +431,48 @@ impl StoppedServer {
             matches!(status, Ok(status) if status.success()),
             "mariadb-admin shutdown: {status:?}"
         );
+        // The port closes before the process exits; until it has, `start --oknodo` would see it running
+        // and start nothing.
         assert!(
-            wait_for(|| connect(url).is_err()),
-            "the server still answers after shutdown"
+            wait_for(|| connect(url).is_err() && !server_process_running()),
+            "the server is still running {SERVER_STATE_TIMEOUT:?} after shutdown"
         );
         stopped
     }
 
-    fn start(&mut self) {
+    /// Starts the server and waits until it answers; true if it does within [`SERVER_STATE_TIMEOUT`].
+    fn start_and_wait(&mut self) -> bool {
         self.restarted = true;
-        let status = Command::new("start-stop-daemon")
-            .args(["--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd"])
-            .status();
-        assert!(
-            matches!(status, Ok(status) if status.success()),
-            "start-stop-daemon: {status:?}"
-        );
-        assert!(
-            wait_for(|| connect(&self.url).is_ok()),
-            "the server is not back after {SERVER_STATE_TIMEOUT:?}"
-        );
+        // Started again whenever no process is found, in case a start raced with a late exit.
+        wait_for(|| {
+            if !server_process_running() {
+                let started = Command::new("start-stop-daemon")
+                    .args(["--start", "--oknodo", "--background", "--exec", MARIADBD])
+                    .status();
+                if !matches!(started, Ok(status) if status.success()) {
+                    eprintln!("start-stop-daemon --start: {started:?}");
+                }
+            }
+            connect(&self.url).is_ok()
+        })
     }
 }
 
 impl Drop for StoppedServer {
     fn drop(&mut self) {
-        if !self.restarted {
-            // Panicking again inside a panic would abort; report instead.
-            let status = Command::new("start-stop-daemon")
-                .args(["--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd"])
-                .status();
-            if !wait_for(|| connect(&self.url).is_ok()) {
-                eprintln!("MariaDB did not come back after the restart test (start-stop-daemon: {status:?})");
-            }
+        if !self.restarted && !self.start_and_wait() {
+            // No panic here: panicking again while a failed test unwinds would abort the whole run.
+            eprintln!("MariaDB did not come back within {SERVER_STATE_TIMEOUT:?} after the restart test");
         }
     }
+}
+
+fn server_process_running() -> bool {
+    // `--status` exits 0 when a process runs that executable.
+    let status = Command::new("start-stop-daemon")
+        .args(["--status", "--exec", MARIADBD])
+        .status();
+    matches!(status, Ok(status) if status.success())
 }
 
 /// Polls `condition` until it holds or [`SERVER_STATE_TIMEOUT`] passes.
@@ -639,7 +532,10 @@ fn database_restart_mid_way_is_survived() {
     );
 
     let restarting = Instant::now();
-    server.start();
+    assert!(
+        server.start_and_wait(),
+        "the server is not back after {SERVER_STATE_TIMEOUT:?}"
+    );
     println!("figure: MariaDB back after {:?}", restarting.elapsed());
     // The same store, without reopening: the pool replaces its dead connection.
     assert_eq!(ok(load(&mut store), "load after the restart").blog_ids().len(), 10);

@@ -2,86 +2,19 @@
 //! writes exactly the original's notification sequence, keeps its state across a restart, and stops
 //! cleanly on SIGTERM.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use jetmon_testkit::http::TargetServer;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let child = Command::new(env!("CARGO_BIN_EXE_jetmond"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jetmond starts");
-        Daemon(child)
-    }
-
-    /// SIGTERM, then the exit status (bounded wait).
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "jetmond did not stop within 20 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn notifications(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// Waits (bounded) until `cond` holds for the notifications file.
-fn wait_for(path: &Path, what: &str, cond: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = notifications(path);
-        if cond(&n) {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; notifications so far: {n:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::daemon::{notifications, wait_for_notifications as wait_for, DaemonProcess as Daemon, TempDir};
 
 #[test]
 fn site_down_then_up_notifies_in_order_and_state_survives_restart() {
-    let dir = TempDir(std::env::temp_dir().join(format!("jetmond-run-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("run");
     let bind: SocketAddr = "127.0.0.40:0".parse().unwrap();
     let server = TargetServer::start(bind, None).unwrap();
     let addr = server.addr();
@@ -162,8 +95,7 @@ fn site_down_then_up_notifies_in_order_and_state_survives_restart() {
 
 #[test]
 fn bad_config_is_rejected_naming_key_and_file() {
-    let dir = TempDir(std::env::temp_dir().join(format!("jetmond-badcfg-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("badcfg");
     let config = dir.0.join("bad.json");
     std::fs::write(&config, r#"{"NUM_OF_CHECKS": 0}"#).unwrap();
     for args in [vec!["run", "--config"], vec!["config", "check"]] {

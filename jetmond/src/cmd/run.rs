@@ -10,7 +10,11 @@ use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat};
 use jetmond::daemon::notify::FileNotifier;
 use jetmond::daemon::{Daemon, DaemonSettings, Signals};
 use jetmond::status::StatusMachine;
+use jetmond::store::mysql::MysqlStore;
 use jetmond::store::{FileStore, SiteStore, StoreError};
+
+/// Round tick with `use_variable_check_intervals`, as in the original.
+const VARIABLE_INTERVAL_TICK: Duration = Duration::from_secs(60);
 
 /// Options of `jetmond run`.
 #[derive(Debug, clap::Args)]
@@ -57,6 +61,50 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError
     Ok(loaded.config)
 }
 
+/// The database store when `database` is set, else the embedded file store.
+fn open_store(config: &Config) -> Result<Box<dyn SiteStore>, StoreError> {
+    match &config.database {
+        Some(db) => {
+            let store = MysqlStore::connect(
+                db,
+                config.bucket_range(),
+                config.batch_size,
+                config.use_variable_check_intervals,
+                config.db_updates_enable,
+            )?;
+            tracing::info!(
+                database = %format!("{}:{}/{}", db.host, db.port, db.name),
+                buckets = ?config.bucket_range(),
+                db_updates = config.db_updates_enable,
+                "database mode"
+            );
+            Ok(Box::new(store))
+        }
+        None => {
+            tracing::info!(
+                sites_file = %config.sites_file.display(),
+                state_file = %config.state_file.display(),
+                "embedded mode"
+            );
+            Ok(Box::new(FileStore::open(&config.sites_file, &config.state_file)?))
+        }
+    }
+}
+
+/// `jetmond db init`: creates the table, index and optional columns if they are missing.
+pub fn db_init(args: RunArgs) -> Result<(), RunError> {
+    let config = load_config(args.config.as_deref())?;
+    let Some(db) = &config.database else {
+        return Err(RunError::Unsupported(
+            "the config has no `database`: nothing to initialise".to_string(),
+        ));
+    };
+    let mut store = MysqlStore::connect(db, config.bucket_range(), config.batch_size, false, false)?;
+    store.init_schema()?;
+    println!("schema of {}:{}/{} is up to date", db.host, db.port, db.name);
+    Ok(())
+}
+
 fn engine_config(config: &Config) -> EngineConfig {
     let mut engine = EngineConfig::default();
     engine.threads = config.engine_threads;
@@ -97,13 +145,6 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
                 .to_string(),
         ));
     }
-    if config.database.is_some() {
-        return Err(RunError::Unsupported(
-            "`database` is set, but this build of `jetmond run` reads sites only from `sites_file` (embedded \
-             mode); remove `database` for now"
-                .to_string(),
-        ));
-    }
     tracing::warn!("no verifliers configured: a site is declared DOWN on local re-checks alone");
     if !config.demo_target.is_empty() {
         let addr = config.demo_target.parse().map_err(|e| {
@@ -115,7 +156,7 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         })?;
         tracing::info!(%bound, "demo target listening");
     }
-    let store: Box<dyn SiteStore> = Box::new(FileStore::open(&config.sites_file, &config.state_file)?);
+    let store = open_store(&config)?;
     let notifier = FileNotifier::open(&config.notifications_file).map_err(|source| RunError::Io {
         what: format!("notifications file {}", config.notifications_file.display()),
         source,
@@ -132,8 +173,15 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         })?;
     }
     let engine = Engine::start(engine_config(&config))?;
+    let configured_interval = Duration::from_secs(config.min_time_between_rounds_sec);
     let settings = DaemonSettings {
-        round_interval: Duration::from_secs(config.min_time_between_rounds_sec),
+        // The original ticks every minute with variable intervals and picks the sites that are due.
+        round_interval: if config.use_variable_check_intervals {
+            VARIABLE_INTERVAL_TICK.min(configured_interval)
+        } else {
+            configured_interval
+        },
+        variable_intervals: config.use_variable_check_intervals.then_some(configured_interval),
         host_name: if config.host_name.is_empty() {
             machine_host_name()
         } else {
@@ -142,12 +190,6 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         stats_interval: Duration::from_millis(config.stats_update_interval_ms),
         drain_timeout: Duration::from_secs(config.check_timeout_sec),
     };
-    tracing::info!(
-        sites_file = %config.sites_file.display(),
-        state_file = %config.state_file.display(),
-        notifications_file = %config.notifications_file.display(),
-        "embedded mode"
-    );
     let machine = StatusMachine::new(config.machine_config());
     Daemon::new(settings, engine, store, Box::new(notifier), machine, signals).run();
     Ok(())

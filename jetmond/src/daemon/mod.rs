@@ -6,7 +6,7 @@
 pub mod notify;
 pub mod schedule;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -48,6 +48,9 @@ pub struct DaemonSettings {
     pub stats_interval: Duration,
     /// How long shutdown waits for in-flight checks.
     pub drain_timeout: Duration,
+    /// `USE_VARIABLE_CHECK_INTERVALS`: each site is due after its own interval (this one when it has none),
+    /// and rounds tick every `round_interval` (one minute in the original) to pick up the sites due.
+    pub variable_intervals: Option<Duration>,
 }
 
 /// Counts kept for the stats line and the final report.
@@ -88,6 +91,8 @@ pub struct Daemon {
     rechecks: Rechecks,
     in_flight: HashSet<BlogId>,
     current_sites: HashSet<BlogId>,
+    /// When each site was last put in a round (variable intervals only).
+    last_round_check: HashMap<BlogId, Instant>,
     pending_updates: Vec<StatusUpdate>,
     stats: DaemonStats,
     store_retry: Duration,
@@ -115,6 +120,7 @@ impl Daemon {
             rechecks: Rechecks::default(),
             in_flight: HashSet::new(),
             current_sites: HashSet::new(),
+            last_round_check: HashMap::new(),
             pending_updates: Vec::new(),
             stats: DaemonStats::default(),
             store_retry: STORE_RETRY_FIRST,
@@ -202,11 +208,14 @@ impl Daemon {
                 site.status,
                 site.last_status_change,
             );
-            order.push((site.blog_id, site.monitor_url));
+            if self.is_due(&site, now) {
+                order.push((site.blog_id, site.monitor_url));
+            }
         }
         // Sites gone from the store (removed, deactivated, moved to another host's buckets) are forgotten.
         for gone in self.current_sites.difference(&seen) {
             self.machine.forget(*gone);
+            self.last_round_check.remove(gone);
         }
         self.current_sites = seen;
         self.stats.rounds += 1;
@@ -218,6 +227,22 @@ impl Daemon {
         );
         self.round = Some(RoundPlan::new(order, now, self.settings.round_interval));
         self.next_round_at = now + self.settings.round_interval;
+    }
+
+    /// With variable intervals, whether the site's own interval has passed since it was last in a round
+    /// (and records that it is in this one).
+    fn is_due(&mut self, site: &Site, now: Instant) -> bool {
+        let Some(default) = self.settings.variable_intervals else {
+            return true;
+        };
+        let interval = site.check_interval.unwrap_or(default);
+        match self.last_round_check.get(&site.blog_id) {
+            Some(last) if now.saturating_duration_since(*last) < interval => false,
+            _ => {
+                self.last_round_check.insert(site.blog_id, now);
+                true
+            }
+        }
     }
 
     fn tracked_sites(&self) -> Vec<(BlogId, String)> {
