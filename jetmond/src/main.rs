@@ -35,7 +35,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Create `jetpack_monitor_subscription` (and optional columns) where missing; safe to run again.
-    Init(cmd::run::RunArgs),
+    Init(cmd::run::DbInitArgs),
 }
 
 #[derive(Debug, Subcommand)]

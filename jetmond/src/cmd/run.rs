@@ -22,6 +22,9 @@ pub struct RunArgs {
     /// The JSON config file (jetmon.js config files are accepted). Without one, the embedded defaults.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Check every site once (one round, statuses and notifications as usual), then exit.
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// Why the daemon could not start.
@@ -91,9 +94,17 @@ fn open_store(config: &Config) -> Result<Box<dyn SiteStore>, StoreError> {
     }
 }
 
+/// Options of `jetmond db init`.
+#[derive(Debug, clap::Args)]
+pub struct DbInitArgs {
+    /// The JSON config file naming the database.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+}
+
 /// `jetmond db init`: creates the table, index and optional columns if they are missing.
-pub fn db_init(args: RunArgs) -> Result<(), RunError> {
-    let config = load_config(args.config.as_deref())?;
+pub fn db_init(args: DbInitArgs) -> Result<(), RunError> {
+    let config = load_config(Some(&args.config))?;
     let Some(db) = &config.database else {
         return Err(RunError::Unsupported(
             "the config has no `database`: nothing to initialise".to_string(),
@@ -182,6 +193,7 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
             configured_interval
         },
         variable_intervals: config.use_variable_check_intervals.then_some(configured_interval),
+        once: args.once,
         host_name: if config.host_name.is_empty() {
             machine_host_name()
         } else {

@@ -152,6 +152,17 @@ pub(super) fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>)
     config.sites_file = resolve(&base_dir, &config.sites_file);
     config.state_file = resolve(&base_dir, &config.state_file);
     config.notifications_file = resolve(&base_dir, &config.notifications_file);
+    config.outbox_file = resolve(&base_dir, &config.outbox_file);
+    for optional in [
+        &mut config.wpcom_ca_file,
+        &mut config.wpcom_client_cert_file,
+        &mut config.wpcom_client_key_file,
+    ] {
+        // Empty means "not set" and must stay empty rather than become the config directory.
+        if !optional.as_os_str().is_empty() {
+            *optional = resolve(&base_dir, optional);
+        }
+    }
 
     if let Some((key, message)) = config.impossibility() {
         let at = locations.remove(key).unwrap_or_else(|| location(key, path, None));

@@ -113,6 +113,48 @@ pub struct Config {
     /// Start the built-in demo web server on this address (e.g. `127.0.0.1:8099`) so the example site
     /// list answers without internet access. Empty: no demo server.
     pub demo_target: String,
+
+    // --- WPCOM delivery and its outbox (see `outbox`) ---
+    /// Where notifications are delivered: an `https://` URL. Empty: nowhere, notifications are only
+    /// written to `notifications_file`.
+    pub wpcom_url: String,
+    /// How notifications are delivered to `wpcom_url`.
+    pub wpcom_mode: WpcomMode,
+    /// PEM file of the CA certificates that may sign `wpcom_url`'s certificate. Empty: the Mozilla roots
+    /// built in (webpki-roots).
+    pub wpcom_ca_file: PathBuf,
+    /// PEM file of the client certificate (chain) presented to `wpcom_url`. Empty: none. Needs
+    /// `wpcom_client_key_file`.
+    pub wpcom_client_cert_file: PathBuf,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub wpcom_client_key_file: PathBuf,
+    /// Deadline of one delivery attempt (connect, TLS, request, response), in seconds.
+    pub wpcom_timeout_sec: u64,
+    /// Embedded mode: the durable outbox of undelivered notifications (an append-only JSON Lines log).
+    /// With `database`, the outbox is the `jetmon_notification_outbox` table instead.
+    pub outbox_file: PathBuf,
+    /// Failed attempts after which a notification is dead-lettered (kept, not retried; see
+    /// `jetmond outbox replay`).
+    pub outbox_max_attempts: u32,
+    /// Age in seconds after which a notification whose attempt failed is dead-lettered.
+    pub outbox_max_age_sec: u64,
+    /// Deliveries in flight at once (over all sites; one site never has two).
+    pub outbox_concurrency: u32,
+    /// Delay before the first retry, in milliseconds; it doubles per failure, with jitter.
+    pub outbox_retry_initial_ms: u64,
+    /// Longest delay between two attempts, in seconds.
+    pub outbox_retry_max_sec: u64,
+}
+
+/// How notifications are delivered to `wpcom_url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WpcomMode {
+    /// jetmon.js's wire: `GET {wpcom_url}/jetmon/?data=<url-encoded JSON>`, success is a 2xx with a JSON body.
+    #[default]
+    Original,
+    /// `POST {wpcom_url}` with the JSON as the body (`Content-Type: application/json`).
+    Post,
 }
 
 /// One veriflier, as jetmon.js configured it.
@@ -210,6 +252,18 @@ impl Default for Config {
             host_name: String::new(),
             notifications_file: PathBuf::from("jetmond-notifications.jsonl"),
             demo_target: String::new(),
+            wpcom_url: String::new(),
+            wpcom_mode: WpcomMode::Original,
+            wpcom_ca_file: PathBuf::new(),
+            wpcom_client_cert_file: PathBuf::new(),
+            wpcom_client_key_file: PathBuf::new(),
+            wpcom_timeout_sec: 10,
+            outbox_file: PathBuf::from("jetmond-outbox.jsonl"),
+            outbox_max_attempts: 20,
+            outbox_max_age_sec: 86_400,
+            outbox_concurrency: 8,
+            outbox_retry_initial_ms: 1_000,
+            outbox_retry_max_sec: 300,
         }
     }
 }
@@ -234,6 +288,19 @@ impl Config {
     /// The buckets this host monitors.
     pub fn bucket_range(&self) -> RangeInclusive<u16> {
         self.bucket_no_min..=self.bucket_no_max
+    }
+
+    /// This host's name: `host_name`, or the machine's host name when that is empty (`jetmon` if even that
+    /// is unknown). Names the host in notifications' `checks` and owns its rows of the database outbox.
+    pub fn resolved_host_name(&self) -> String {
+        if !self.host_name.is_empty() {
+            return self.host_name.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_string())
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "jetmon".to_string())
     }
 
     /// The status machine's settings.
@@ -265,7 +332,7 @@ impl Config {
                 ),
             ));
         }
-        let must_be_positive: [(&'static str, u64); 11] = [
+        let must_be_positive: [(&'static str, u64); 17] = [
             ("num_of_checks", self.num_of_checks.into()),
             ("batch_size", self.batch_size.into()),
             ("veriflier_batch_size", self.veriflier_batch_size.into()),
@@ -277,6 +344,12 @@ impl Config {
             ("timeout_for_requests_sec", self.timeout_for_requests_sec),
             ("db_config_updates_min", self.db_config_updates_min),
             ("check_timeout_sec", self.check_timeout_sec),
+            ("wpcom_timeout_sec", self.wpcom_timeout_sec),
+            ("outbox_max_attempts", self.outbox_max_attempts.into()),
+            ("outbox_max_age_sec", self.outbox_max_age_sec),
+            ("outbox_concurrency", self.outbox_concurrency.into()),
+            ("outbox_retry_initial_ms", self.outbox_retry_initial_ms),
+            ("outbox_retry_max_sec", self.outbox_retry_max_sec),
         ];
         if let Some((key, _)) = must_be_positive.iter().find(|(_, value)| *value == 0) {
             return Some((key, "must be at least 1".into()));
@@ -293,6 +366,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(problem) = self.wpcom_impossibility() {
+            return Some(problem);
+        }
         for (index, veriflier) in self.verifiers.iter().enumerate() {
             if veriflier.name.is_empty() {
                 return Some(("verifiers", format!("entry {index} has an empty name")));
@@ -306,6 +382,26 @@ impl Config {
             }
         }
         None
+    }
+}
+
+impl Config {
+    fn wpcom_impossibility(&self) -> Option<(&'static str, String)> {
+        if !self.wpcom_url.is_empty() {
+            match url::Url::parse(&self.wpcom_url) {
+                // The notification carries the auth token: it never travels in clear text.
+                Ok(url) if url.scheme() == "https" && url.host().is_some() => {}
+                Ok(_) => return Some(("wpcom_url", format!("{:?} is not an https:// URL", self.wpcom_url))),
+                Err(error) => return Some(("wpcom_url", format!("{:?} is not a URL: {error}", self.wpcom_url))),
+            }
+        }
+        let has_cert = !self.wpcom_client_cert_file.as_os_str().is_empty();
+        let has_key = !self.wpcom_client_key_file.as_os_str().is_empty();
+        match (has_cert, has_key) {
+            (true, false) => Some(("wpcom_client_key_file", "is needed with wpcom_client_cert_file".into())),
+            (false, true) => Some(("wpcom_client_cert_file", "is needed with wpcom_client_key_file".into())),
+            _ => None,
+        }
     }
 }
 
@@ -383,6 +479,7 @@ mod tests {
         expected.sites_file = dir.join("sites.txt");
         expected.state_file = dir.join("jetmond-state.json");
         expected.notifications_file = dir.join("jetmond-notifications.jsonl");
+        expected.outbox_file = dir.join("jetmond-outbox.jsonl");
         assert_eq!(
             loaded.ok(),
             Some(LoadedConfig {

@@ -51,6 +51,8 @@ pub struct DaemonSettings {
     /// `USE_VARIABLE_CHECK_INTERVALS`: each site is due after its own interval (this one when it has none),
     /// and rounds tick every `round_interval` (one minute in the original) to pick up the sites due.
     pub variable_intervals: Option<Duration>,
+    /// Stop after the first round has been checked (re-checks it asked for are not waited for).
+    pub once: bool,
 }
 
 /// Counts kept for the stats line and the final report.
@@ -143,6 +145,10 @@ impl Daemon {
             self.maybe_start_round(now);
             self.dispatch(now);
             self.collect_results(LOOP_WAIT);
+            if self.settings.once && self.first_round_done() {
+                tracing::info!(rechecks_dropped = self.rechecks.len(), "--once: the round is checked");
+                break;
+            }
             if last_tick.elapsed() >= TICK_INTERVAL {
                 last_tick = Instant::now();
                 let actions = self.machine.handle(Event::Tick { now: wall_now() });
@@ -160,7 +166,14 @@ impl Daemon {
         self.shut_down()
     }
 
+    fn first_round_done(&self) -> bool {
+        self.stats.rounds >= 1 && self.in_flight.is_empty() && self.round.as_ref().is_some_and(RoundPlan::is_dispatched)
+    }
+
     fn maybe_start_round(&mut self, now: Instant) {
+        if self.settings.once && self.stats.rounds >= 1 {
+            return;
+        }
         if now < self.next_round_at {
             return;
         }
@@ -406,4 +419,99 @@ impl Daemon {
 
 fn wall_now() -> UnixMillis {
     UnixMillis::from(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use jetmon_engine::EngineConfig;
+    use jetmon_testkit::http::TargetServer;
+
+    use super::*;
+    use crate::status::{MachineConfig, Notification, SiteStatus};
+    use crate::store::StoreError;
+
+    /// A store whose loads fail after the first one (a database that went away).
+    struct FlakyStore {
+        url: String,
+        loads: Arc<Mutex<u32>>,
+    }
+
+    impl SiteStore for FlakyStore {
+        fn load_sites(
+            &mut self,
+            page: &mut dyn FnMut(Vec<Site>),
+            _bad: &mut dyn FnMut(StoreError),
+        ) -> Result<(), StoreError> {
+            let mut loads = self.loads.lock().unwrap();
+            *loads += 1;
+            if *loads > 1 {
+                return Err(StoreError::Database("connection refused".into()));
+            }
+            page(vec![Site {
+                blog_id: 7,
+                monitor_url: self.url.clone(),
+                status: SiteStatus::Running,
+                last_status_change: None,
+                check_interval: None,
+            }]);
+            Ok(())
+        }
+
+        fn persist_statuses(&mut self, _updates: &[StatusUpdate]) -> Result<(), StoreError> {
+            Err(StoreError::Database("connection refused".into()))
+        }
+    }
+
+    struct NoNotifier;
+
+    impl Notifier for NoNotifier {
+        fn notify(&mut self, _n: &Notification) -> Result<(), notify::NotifyError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn store_outage_keeps_checking_the_loaded_sites() {
+        let server = TargetServer::start("127.0.0.48:0".parse().unwrap(), None).unwrap();
+        let loads = Arc::new(Mutex::new(0));
+        let store = FlakyStore {
+            url: server.url("/status/200"),
+            loads: Arc::clone(&loads),
+        };
+        let mut engine_config = EngineConfig::default();
+        engine_config.threads = 1;
+        let engine = Engine::start(engine_config).unwrap();
+        let settings = DaemonSettings {
+            round_interval: Duration::from_millis(200),
+            host_name: "test".into(),
+            stats_interval: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(5),
+            variable_intervals: None,
+            once: false,
+        };
+        let signals = Arc::new(Signals::default());
+        let machine = StatusMachine::new(MachineConfig::default());
+        let daemon = Daemon::new(
+            settings,
+            engine,
+            Box::new(store),
+            Box::new(NoNotifier),
+            machine,
+            Arc::clone(&signals),
+        );
+        let runner = std::thread::spawn(move || daemon.run());
+        // The first failed load retries after 1 s, the next after 2 s: 3.5 s sees two failures.
+        std::thread::sleep(Duration::from_millis(3500));
+        signals.stop.store(true, Ordering::Relaxed);
+        let stats = runner.join().unwrap();
+        assert!(*loads.lock().unwrap() >= 3, "the store is retried");
+        assert!(stats.store_errors >= 2, "{stats:?}");
+        assert!(
+            stats.results >= 3,
+            "the loaded site is still checked during the outage: {stats:?}"
+        );
+        assert_eq!(stats.down, 0);
+    }
 }
