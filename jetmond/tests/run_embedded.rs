@@ -118,3 +118,46 @@ fn bad_config_is_rejected_naming_key_and_file() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn sighup_rereads_the_site_list_and_the_config() {
+    let dir = TempDir::new("sighup");
+    let steady = TargetServer::start("127.0.0.44:0".parse().unwrap(), None).unwrap();
+    let sites = dir.0.join("sites.txt");
+    std::fs::write(&sites, format!("1 {}\n", steady.url("/status/200"))).unwrap();
+    let config = dir.0.join("jetmond.json");
+    let write_config = |num_of_checks: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"sites_file": "sites.txt", "state_file": "state.json", "notifications_file": "notes.jsonl",
+                    "min_time_between_rounds_sec": 300, "time_between_checks_sec": 1, "num_of_checks": {num_of_checks},
+                    "check_timeout_sec": 3}}"#
+            ),
+        )
+        .unwrap();
+    };
+    write_config(3);
+    let notes = dir.0.join("notes.jsonl");
+    let daemon = Daemon::start(&config);
+    std::thread::sleep(Duration::from_millis(1000));
+
+    // A new, dead site and a lower re-check count: with 300 s rounds only SIGHUP makes them count now. The
+    // new site comes first in the list because a round spreads its sites over the interval.
+    let dead = jetmon_testkit::http::refused_addr("127.0.0.44".parse().unwrap());
+    std::fs::write(&sites, format!("2 http://{dead}/\n1 {}\n", steady.url("/status/200"))).unwrap();
+    write_config(1);
+    daemon.signal("HUP");
+    let n = wait_for(&notes, "blog 2 DOWN after SIGHUP", |n| !n.is_empty());
+    assert_eq!(
+        (n[0]["blog_id"].as_u64(), n[0]["status_id"].as_u64()),
+        (Some(2), Some(0)),
+        "{n:?}"
+    );
+    assert_eq!(
+        n[0]["checks"].as_array().map(Vec::len),
+        Some(1),
+        "num_of_checks 1 from the reloaded config"
+    );
+    assert!(daemon.terminate().success());
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jetmon_engine::{Engine, EngineConfig};
 use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat};
 use jetmond::daemon::notify::FileNotifier;
-use jetmond::daemon::{Daemon, DaemonSettings, Signals};
+use jetmond::daemon::{Daemon, DaemonSettings, Reloader, Signals};
 use jetmond::status::StatusMachine;
 use jetmond::store::mysql::MysqlStore;
 use jetmond::store::{FileStore, SiteStore, StoreError};
@@ -127,6 +127,66 @@ fn engine_config(config: &Config) -> EngineConfig {
     engine
 }
 
+fn daemon_settings(config: &Config, once: bool) -> DaemonSettings {
+    let configured_interval = Duration::from_secs(config.min_time_between_rounds_sec);
+    DaemonSettings {
+        // The original ticks every minute with variable intervals and picks the sites that are due.
+        round_interval: if config.use_variable_check_intervals {
+            VARIABLE_INTERVAL_TICK.min(configured_interval)
+        } else {
+            configured_interval
+        },
+        variable_intervals: config.use_variable_check_intervals.then_some(configured_interval),
+        once,
+        host_name: if config.host_name.is_empty() {
+            machine_host_name()
+        } else {
+            config.host_name.clone()
+        },
+        stats_interval: Duration::from_millis(config.stats_update_interval_ms),
+        drain_timeout: Duration::from_secs(config.check_timeout_sec),
+    }
+}
+
+/// SIGHUP re-reads the file (and the environment). Settings of the loop and the status machine apply at
+/// once; those that shape the engine, the store or the notifier need a restart and are reported.
+fn reloader(path: Option<PathBuf>, running: Config, once: bool) -> Reloader {
+    Box::new(move || {
+        let Some(path) = &path else {
+            return Err("running on the embedded defaults: there is no file to re-read".to_string());
+        };
+        let loaded = Config::load(path, std::env::vars()).map_err(|e| e.to_string())?;
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let new = loaded.config;
+        let needs_restart = [
+            ("engine_threads", new.engine_threads != running.engine_threads),
+            ("max_in_flight", new.max_in_flight != running.max_in_flight),
+            ("check_timeout_sec", new.check_timeout_sec != running.check_timeout_sec),
+            ("max_redirects", new.max_redirects != running.max_redirects),
+            ("database", new.database != running.database),
+            ("sites_file", new.sites_file != running.sites_file),
+            ("state_file", new.state_file != running.state_file),
+            (
+                "notifications_file",
+                new.notifications_file != running.notifications_file,
+            ),
+            ("verifiers", new.verifiers != running.verifiers),
+            (
+                "bucket_no_min/bucket_no_max",
+                new.bucket_range() != running.bucket_range(),
+            ),
+        ];
+        for (key, changed) in needs_restart {
+            if changed {
+                tracing::warn!(key, "changed in the config file; it takes effect at the next restart");
+            }
+        }
+        Ok((daemon_settings(&new, once), new.machine_config()))
+    })
+}
+
 fn machine_host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -184,25 +244,11 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         })?;
     }
     let engine = Engine::start(engine_config(&config))?;
-    let configured_interval = Duration::from_secs(config.min_time_between_rounds_sec);
-    let settings = DaemonSettings {
-        // The original ticks every minute with variable intervals and picks the sites that are due.
-        round_interval: if config.use_variable_check_intervals {
-            VARIABLE_INTERVAL_TICK.min(configured_interval)
-        } else {
-            configured_interval
-        },
-        variable_intervals: config.use_variable_check_intervals.then_some(configured_interval),
-        once: args.once,
-        host_name: if config.host_name.is_empty() {
-            machine_host_name()
-        } else {
-            config.host_name.clone()
-        },
-        stats_interval: Duration::from_millis(config.stats_update_interval_ms),
-        drain_timeout: Duration::from_secs(config.check_timeout_sec),
-    };
+    let settings = daemon_settings(&config, args.once);
     let machine = StatusMachine::new(config.machine_config());
-    Daemon::new(settings, engine, store, Box::new(notifier), machine, signals).run();
+    let reloader = reloader(args.config.clone(), config, args.once);
+    Daemon::new(settings, engine, store, Box::new(notifier), machine, signals)
+        .with_reloader(reloader)
+        .run();
     Ok(())
 }

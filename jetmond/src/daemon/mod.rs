@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use jetmon_engine::{CheckRequest, CheckResult, Engine, Verdict};
 
-use crate::status::{Action, BlogId, CheckOutcome, Event, LocalCheck, StatusMachine, UnixMillis};
+use crate::status::{Action, BlogId, CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis};
 use crate::store::{Site, SiteStore, StatusUpdate};
 use notify::Notifier;
 use schedule::{Rechecks, RoundPlan};
@@ -80,6 +80,10 @@ pub struct DaemonStats {
     pub store_errors: u64,
 }
 
+/// Re-reads the configuration on SIGHUP: the new loop settings and status-machine settings, or why the
+/// file was refused (the running settings then stay).
+pub type Reloader = Box<dyn FnMut() -> Result<(DaemonSettings, MachineConfig), String> + Send>;
+
 /// The control loop and everything it owns.
 pub struct Daemon {
     settings: DaemonSettings,
@@ -98,6 +102,9 @@ pub struct Daemon {
     pending_updates: Vec<StatusUpdate>,
     stats: DaemonStats,
     store_retry: Duration,
+    reloader: Option<Reloader>,
+    /// Results counted at the last stats line, for the rate.
+    results_at_last_stats: u64,
 }
 
 impl Daemon {
@@ -126,7 +133,31 @@ impl Daemon {
             pending_updates: Vec::new(),
             stats: DaemonStats::default(),
             store_retry: STORE_RETRY_FIRST,
+            reloader: None,
+            results_at_last_stats: 0,
         }
+    }
+
+    /// Sets what SIGHUP re-reads besides the site list.
+    pub fn with_reloader(mut self, reloader: Reloader) -> Daemon {
+        self.reloader = Some(reloader);
+        self
+    }
+
+    fn reload(&mut self, now: Instant) {
+        if let Some(reloader) = &mut self.reloader {
+            match reloader() {
+                Ok((settings, machine)) => {
+                    let once = self.settings.once;
+                    self.settings = DaemonSettings { once, ..settings };
+                    self.machine.set_config(machine);
+                    tracing::info!("SIGHUP: configuration reloaded");
+                }
+                Err(e) => tracing::error!("SIGHUP: configuration not reloaded, the running one stays: {e}"),
+            }
+        }
+        tracing::info!("SIGHUP: starting a new round with a fresh site list");
+        self.next_round_at = now;
     }
 
     /// Runs until a stop signal; then lets in-flight checks finish (bounded), writes statuses back and
@@ -139,8 +170,7 @@ impl Daemon {
         while !self.signals.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if self.signals.reload.swap(false, Ordering::Relaxed) {
-                tracing::info!("SIGHUP: starting a new round with a fresh site list");
-                self.next_round_at = now;
+                self.reload(now);
             }
             self.maybe_start_round(now);
             self.dispatch(now);
@@ -158,9 +188,10 @@ impl Daemon {
                 last_persist = Instant::now();
                 self.persist();
             }
-            if last_stats.elapsed() >= self.settings.stats_interval {
+            let since_stats = last_stats.elapsed();
+            if since_stats >= self.settings.stats_interval {
                 last_stats = Instant::now();
-                self.log_stats();
+                self.log_stats(since_stats);
             }
         }
         self.shut_down()
@@ -384,12 +415,21 @@ impl Daemon {
         }
     }
 
-    fn log_stats(&self) {
+    fn log_stats(&mut self, since_last: Duration) {
         let engine = self.engine.stats();
         let (dispatched, total) = self.round.as_ref().map(|r| (r.dispatched(), r.len())).unwrap_or((0, 0));
+        let rate = (self.stats.results - self.results_at_last_stats) as f64 / since_last.as_secs_f64().max(1e-3);
+        self.results_at_last_stats = self.stats.results;
+        // Lag: how far behind its start time the next round is because this one is still being dispatched.
+        let lag = match &self.round {
+            Some(round) if !round.is_dispatched() => Instant::now().saturating_duration_since(self.next_round_at),
+            _ => Duration::ZERO,
+        };
         tracing::info!(
             round = self.stats.rounds,
             progress = format!("{dispatched}/{total}"),
+            sites_per_sec = format!("{rate:.1}"),
+            lag_ms = lag.as_millis() as u64,
             in_flight = engine.in_flight,
             queued = engine.queued,
             up = self.stats.up,
@@ -429,7 +469,7 @@ mod tests {
     use jetmon_testkit::http::TargetServer;
 
     use super::*;
-    use crate::status::{MachineConfig, Notification, SiteStatus};
+    use crate::status::{Notification, SiteStatus};
     use crate::store::StoreError;
 
     /// A store whose loads fail after the first one (a database that went away).

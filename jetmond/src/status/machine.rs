@@ -132,6 +132,12 @@ impl StatusMachine {
         &self.config
     }
 
+    /// Replaces the settings (SIGHUP). Sites keep their state; the new limits apply from the next event on,
+    /// so a site part-way through its re-checks finishes them under the new `num_of_checks`.
+    pub fn set_config(&mut self, config: MachineConfig) {
+        self.config = config;
+    }
+
     /// Starts tracking a site with the status stored for it (database row or state file). Returns
     /// `false` and changes nothing if the site is already tracked: from then on the machine's own state
     /// is newer than any store.

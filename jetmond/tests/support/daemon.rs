@@ -39,10 +39,19 @@ impl DaemonProcess {
         DaemonProcess(child)
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.0.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
     /// SIGTERM, then the exit status (bounded wait).
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.0.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        self.signal("TERM");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.0.try_wait().expect("wait") {
