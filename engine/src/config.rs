@@ -75,6 +75,45 @@ pub struct ResolveOverride {
     pub addr: IpAddr,
 }
 
+/// A `HOST:PORT:ADDR` string that is not a valid [`ResolveOverride`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid resolve entry {input:?}: {reason} (expected HOST:PORT:ADDR, PORT 0 or * for any)")]
+pub struct ResolveOverrideParseError {
+    input: String,
+    reason: String,
+}
+
+impl std::str::FromStr for ResolveOverride {
+    type Err = ResolveOverrideParseError;
+
+    /// Parses curl's `--resolve` syntax: `HOST:PORT:ADDR`, with `*` or `0` as PORT for any port and IPv6
+    /// addresses with or without brackets (`site.test:443:[::1]`).
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| ResolveOverrideParseError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
+        let (host, rest) = input.split_once(':').ok_or_else(|| err("missing PORT and ADDR"))?;
+        let (port, addr) = rest.split_once(':').ok_or_else(|| err("missing ADDR"))?;
+        if host.is_empty() {
+            return Err(err("HOST is empty"));
+        }
+        let port = match port {
+            "*" => 0,
+            p => p
+                .parse::<u16>()
+                .map_err(|_| err("PORT is not a number from 0 to 65535"))?,
+        };
+        let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
+        let addr = addr.parse().map_err(|_| err("ADDR is not an IP address"))?;
+        Ok(ResolveOverride {
+            host: host.to_ascii_lowercase(),
+            port,
+            addr,
+        })
+    }
+}
+
 /// Settings of an [`crate::Engine`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -124,6 +163,32 @@ impl Default for EngineConfig {
             only_extra_ca: false,
             dns: DnsConfig::default(),
             address_policy: AddressPolicy::allow_all(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_entries_parse_like_curl() {
+        let r: ResolveOverride = "Site.Test:443:127.0.0.2".parse().unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.port, r.addr),
+            ("site.test", 443, "127.0.0.2".parse().unwrap())
+        );
+        let r: ResolveOverride = "a:*:[::1]".parse().unwrap();
+        assert_eq!((r.port, r.addr), (0, "::1".parse().unwrap()));
+        for bad in [
+            "nocolons",
+            "a:80",
+            ":80:127.0.0.1",
+            "a:x:127.0.0.1",
+            "a:80:not-ip",
+            "a:70000:127.0.0.1",
+        ] {
+            assert!(bad.parse::<ResolveOverride>().is_err(), "{bad}");
         }
     }
 }

@@ -58,8 +58,8 @@ mod tls;
 
 pub use check::parse_check_url;
 pub use config::{
-    DnsConfig, EngineConfig, ResolveOverride, DEFAULT_CHECK_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REDIRECTS,
-    DEFAULT_TLS_TIMEOUT, DEFAULT_USER_AGENT,
+    DnsConfig, EngineConfig, ResolveOverride, ResolveOverrideParseError, DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_REDIRECTS, DEFAULT_TLS_TIMEOUT, DEFAULT_USER_AGENT,
 };
 pub use engine::{CheckRequest, Engine, EngineError, EngineStats, Submitter};
 pub use policy::{AddressPolicy, IpNet, IpNetParseError, NON_PUBLIC_NETWORKS};

@@ -110,6 +110,8 @@ pub struct VeriflierConfig {
     pub ca_file: Option<PathBuf>,
     /// Networks (CIDR) the checks may reach although they are not public (SSRF guard exceptions).
     pub allow_networks: Vec<String>,
+    /// Fixed answers for names, curl style (`"HOST:PORT:ADDR"`, PORT `*` for any), used before DNS.
+    pub resolve: Vec<String>,
     /// Whole-check deadline, in seconds.
     pub check_timeout_sec: u64,
     /// Checks in flight at once.
@@ -134,6 +136,7 @@ impl Default for VeriflierConfig {
             client_ca_file: None,
             ca_file: None,
             allow_networks: Vec::new(),
+            resolve: Vec::new(),
             check_timeout_sec: DEFAULT_CHECK_TIMEOUT_SEC,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             batch_size: DEFAULT_BATCH_SIZE,
@@ -168,6 +171,13 @@ impl VeriflierConfig {
     /// The network timeout for legacy callbacks.
     pub fn net_comms_timeout(&self) -> Duration {
         Duration::from_millis(self.net_comms_timeout)
+    }
+
+    /// `resolve` parsed.
+    pub fn resolve_overrides(
+        &self,
+    ) -> Result<Vec<jetmon_engine::ResolveOverride>, jetmon_engine::ResolveOverrideParseError> {
+        self.resolve.iter().map(|r| r.parse()).collect()
     }
 
     /// `allow_networks` parsed. Entries were validated when the file was loaded; one that no longer parses
@@ -224,6 +234,9 @@ impl VeriflierConfig {
         }
         if let Err(error) = self.allowed_networks() {
             return Some(("allow_networks", error.to_string()));
+        }
+        if let Err(error) = self.resolve_overrides() {
+            return Some(("resolve", error.to_string()));
         }
         if self.check_timeout_sec == 0 || self.check_timeout_sec > MAX_CHECK_TIMEOUT_SEC {
             return Some((

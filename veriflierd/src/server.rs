@@ -199,6 +199,9 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
     engine_config.max_redirects = config.max_redirects;
     engine_config.max_in_flight = config.max_in_flight;
     engine_config.address_policy = AddressPolicy::public_only(allowed);
+    engine_config.dns.overrides = config
+        .resolve_overrides()
+        .map_err(|e| ServeError::Config(format!("`resolve`: {e}")))?;
 
     let addr = config.listen_addr();
     let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
