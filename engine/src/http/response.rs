@@ -47,7 +47,12 @@ pub fn parse_response_head(buf: &[u8]) -> Result<ResponseHead, HeadError> {
         match response.parse(rest) {
             Ok(httparse::Status::Complete(len)) => {
                 let code = response.code.unwrap_or(0);
-                if (100..200).contains(&code) && code != 101 {
+                // httparse takes any three digits; HTTP status codes start at 100, and "099" must not pass as
+                // a code below 400 (up).
+                if code < 100 {
+                    return Err(HeadError::Malformed("status code below 100"));
+                }
+                if is_interim(code) {
                     offset += len;
                     continue;
                 }
@@ -64,9 +69,10 @@ pub fn parse_response_head(buf: &[u8]) -> Result<ResponseHead, HeadError> {
             Ok(httparse::Status::Partial) => return Err(HeadError::Partial),
             Err(httparse::Error::TooManyHeaders) => {
                 return match response.code {
-                    Some(code) => Err(HeadError::TooLarge { code }),
-                    None => Err(HeadError::Malformed("too many headers")),
-                }
+                    // An interim response says nothing about the final one.
+                    Some(code) if code >= 100 && !is_interim(code) => Err(HeadError::TooLarge { code }),
+                    _ => Err(HeadError::Malformed("too many headers")),
+                };
             }
             Err(e) => return Err(HeadError::Malformed(describe(e))),
         }
@@ -75,7 +81,21 @@ pub fn parse_response_head(buf: &[u8]) -> Result<ResponseHead, HeadError> {
 
 /// The status code of a head that is not complete yet, once its status line is: used when a server sends
 /// more head than the engine accepts, so a site with a huge cookie jar is still judged by its status.
+/// Complete interim (1xx) heads in front are skipped; an incomplete one gives `None`.
 pub fn partial_status_code(buf: &[u8]) -> Option<u16> {
+    let mut rest = buf;
+    loop {
+        let code = status_line_code(rest)?;
+        if !is_interim(code) {
+            return Some(code);
+        }
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n")?;
+        rest = &rest[end + 4..];
+    }
+}
+
+/// The code of the status line at the start of `buf`, if that line is complete and valid.
+fn status_line_code(buf: &[u8]) -> Option<u16> {
     let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
     // Parsing only the status line followed by an empty line reuses httparse's strict rules.
     let mut line = [0u8; 128];
@@ -85,9 +105,14 @@ pub fn partial_status_code(buf: &[u8]) -> Option<u16> {
     let mut headers = [httparse::EMPTY_HEADER; 0];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(&line[..len + 4]) {
-        Ok(httparse::Status::Complete(_)) => response.code,
+        Ok(httparse::Status::Complete(_)) => response.code.filter(|code| *code >= 100),
         _ => None,
     }
+}
+
+/// 1xx responses other than 101 are interim: the final response follows on the same connection.
+fn is_interim(code: u16) -> bool {
+    (100..200).contains(&code) && code != 101
 }
 
 fn describe(e: httparse::Error) -> &'static str {
@@ -146,6 +171,30 @@ mod tests {
         }
         buf.extend_from_slice(b"\r\n");
         assert_eq!(parse_response_head(&buf), Err(HeadError::TooLarge { code: 200 }));
+    }
+
+    #[test]
+    fn status_codes_below_100_are_malformed() {
+        assert!(matches!(
+            parse_response_head(b"HTTP/1.1 099 X\r\n\r\n"),
+            Err(HeadError::Malformed(_))
+        ));
+        assert_eq!(partial_status_code(b"HTTP/1.1 000 X\r\nX: y"), None);
+    }
+
+    #[test]
+    fn interim_heads_never_give_the_verdict() {
+        let mut many = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for i in 0..200 {
+            many.extend_from_slice(format!("Link: </{i}.css>\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert!(matches!(parse_response_head(&many), Err(HeadError::Malformed(_))));
+        assert_eq!(
+            partial_status_code(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 Oops\r\nX: y"),
+            Some(500)
+        );
+        assert_eq!(partial_status_code(b"HTTP/1.1 100 Continue\r\nX: y"), None);
     }
 
     #[test]
