@@ -8,6 +8,7 @@
 //! - [`config`]: the JSON configuration, compatible with jetmon.js's `config.json`, with `JETMON_<KEY>`
 //!   environment overrides and validation that names the offending key and file.
 //! - [`sites`]: the sites file of embedded mode.
+//! - [`outbox`]: the durable outbox that delivers notifications to WPCOM, at least once and in order per site.
 //!
 //! ```
 //! use jetmond::status::{CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis};
@@ -30,6 +31,8 @@
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod outbox;
 pub mod sites;
 pub mod status;
 pub mod store;
+pub mod tls;

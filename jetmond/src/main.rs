@@ -30,6 +30,17 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The WPCOM notification outbox: what waits for delivery, and the dead letters.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Print the undelivered notifications (or, with --dead, the dead letters) as JSON lines.
+    List(cmd::outbox::ListArgs),
+    /// Put a dead letter (ID) or all of them (--all) back in the delivery queue.
+    Replay(cmd::outbox::ReplayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +80,14 @@ fn main() -> ExitCode {
         Command::Db(DbCommand::Init(args)) => {
             init_logging("warn", LogFormat::Human);
             exit("db init", cmd::run::db_init(args))
+        }
+        Command::Outbox(OutboxCommand::List(args)) => {
+            init_logging("warn", LogFormat::Human);
+            exit("outbox list", cmd::outbox::list(args))
+        }
+        Command::Outbox(OutboxCommand::Replay(args)) => {
+            init_logging("warn", LogFormat::Human);
+            exit("outbox replay", cmd::outbox::replay(args))
         }
         Command::Config(ConfigCommand::Check { file }) => {
             init_logging("warn", LogFormat::Human);

@@ -99,7 +99,8 @@ fn schema_init_is_idempotent() {
     ok(store.init_schema(), "second init_schema");
     let mut conn = db.conn();
     let in_schema = |table: &str| format!("FROM information_schema.{table} WHERE TABLE_SCHEMA = DATABASE()");
-    assert_eq!(count(&mut conn, &format!("SELECT COUNT(*) {}", in_schema("TABLES"))), 1);
+    // The sites table and the notification outbox (migration 003).
+    assert_eq!(count(&mut conn, &format!("SELECT COUNT(*) {}", in_schema("TABLES"))), 2);
     assert_eq!(
         count(
             &mut conn,

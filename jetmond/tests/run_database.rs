@@ -26,7 +26,7 @@ fn database_mode_checks_its_buckets_and_writes_statuses_back() {
             },
             "BUCKET_NO_MIN": 0, "BUCKET_NO_MAX": 10, "BATCH_SIZE": 4, "DB_UPDATES_ENABLE": true,
             "NUM_OF_CHECKS": 2, "TIME_BETWEEN_CHECKS_SEC": 1, "MIN_TIME_BETWEEN_ROUNDS_SEC": 1,
-            "check_timeout_sec": 3, "notifications_file": "notes.jsonl", "host_name": "db-test",
+            "check_timeout_sec": 3, "notifications_file": "notes.jsonl", "host_name": "db-test", "allow_networks": ["127.0.0.0/8"],
         })
         .to_string(),
     )

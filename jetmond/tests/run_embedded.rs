@@ -32,7 +32,7 @@ fn site_down_then_up_notifies_in_order_and_state_survives_restart() {
         &config,
         r#"{"sites_file": "sites.txt", "state_file": "state.json", "notifications_file": "notes.jsonl",
             "min_time_between_rounds_sec": 1, "time_between_checks_sec": 1, "num_of_checks": 2,
-            "check_timeout_sec": 3, "stats_update_interval_ms": 1000, "host_name": "test-host"}"#,
+            "check_timeout_sec": 3, "stats_update_interval_ms": 1000, "host_name": "test-host", "allow_networks": ["127.0.0.0/8"]}"#,
     )
     .unwrap();
     let notes = dir.0.join("notes.jsonl");
@@ -132,7 +132,7 @@ fn sighup_rereads_the_site_list_and_the_config() {
             format!(
                 r#"{{"sites_file": "sites.txt", "state_file": "state.json", "notifications_file": "notes.jsonl",
                     "min_time_between_rounds_sec": 300, "time_between_checks_sec": 1, "num_of_checks": {num_of_checks},
-                    "check_timeout_sec": 3}}"#
+                    "check_timeout_sec": 3, "allow_networks": ["127.0.0.0/8"]}}"#
             ),
         )
         .unwrap();

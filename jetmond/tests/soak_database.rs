@@ -33,7 +33,7 @@ fn one_round_over_20000_database_sites() {
                 "user": opts.get_user().unwrap_or(""), "password": opts.get_pass().unwrap_or(""), "name": db.name,
             },
             "min_time_between_rounds_sec": ROUND_SECONDS, "notifications_file": "notes.jsonl",
-            "log_format": "json", "stats_update_interval_ms": 2000,
+            "log_format": "json", "stats_update_interval_ms": 2000, "allow_networks": ["127.0.0.0/8"],
         })
         .to_string(),
     )

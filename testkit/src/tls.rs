@@ -97,6 +97,26 @@ impl TestCa {
         server_config_for(leaf.cert, leaf.key)
     }
 
+    /// As [`TestCa::server_config`], but the server demands a client certificate signed by this CA (mTLS).
+    ///
+    /// # Panics
+    /// If `names` is empty or holds a name rcgen rejects.
+    pub fn server_config_requiring_client_cert(&self, names: &[&str]) -> Arc<ServerConfig> {
+        let leaf = self.sign_leaf(names, ExtendedKeyUsagePurpose::ServerAuth);
+        let mut roots = RootCertStore::empty();
+        roots.add(self.cert_der()).expect("rustls: add test CA to root store");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), ring_provider())
+            .build()
+            .expect("rustls: client verifier over the test CA");
+        let config = ServerConfig::builder_with_provider(ring_provider())
+            .with_safe_default_protocol_versions()
+            .expect("rustls: ring supports the default protocol versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![leaf.cert], leaf.key)
+            .expect("rustls: leaf key matches its certificate");
+        Arc::new(config)
+    }
+
     /// A client config that trusts only this CA.
     pub fn client_config(&self) -> Arc<ClientConfig> {
         let mut roots = RootCertStore::empty();

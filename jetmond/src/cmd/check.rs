@@ -64,24 +64,8 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 }
 
 fn parse_resolve(s: &str) -> Result<ResolveOverride, String> {
-    let (host, rest) = s.split_once(':').ok_or("expected HOST:PORT:ADDR")?;
-    let (port, addr) = rest.split_once(':').ok_or("expected HOST:PORT:ADDR")?;
-    let port = match port {
-        "*" => 0,
-        p => p
-            .parse::<u16>()
-            .map_err(|_| format!("port {p:?} is not a number from 0 to 65535"))?,
-    };
-    let addr = addr.trim_start_matches('[').trim_end_matches(']');
-    let addr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
-    if host.is_empty() {
-        return Err("host is empty".to_string());
-    }
-    Ok(ResolveOverride {
-        host: host.to_ascii_lowercase(),
-        port,
-        addr,
-    })
+    s.parse()
+        .map_err(|e: jetmon_engine::ResolveOverrideParseError| e.to_string())
 }
 
 fn parse_dns_server(s: &str) -> Result<SocketAddr, String> {

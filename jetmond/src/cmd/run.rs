@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jetmon_engine::{Engine, EngineConfig};
+use jetmon_engine::{AddressPolicy, Engine, EngineConfig};
 use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat};
-use jetmond::daemon::notify::FileNotifier;
+use jetmond::daemon::verifliers::VeriflierPool;
 use jetmond::daemon::{Daemon, DaemonSettings, Reloader, Signals};
 use jetmond::status::StatusMachine;
 use jetmond::store::mysql::MysqlStore;
 use jetmond::store::{FileStore, SiteStore, StoreError};
+use veriflierd::client::VeriflierClient;
 
 /// Round tick with `use_variable_check_intervals`, as in the original.
 const VARIABLE_INTERVAL_TICK: Duration = Duration::from_secs(60);
@@ -42,6 +43,9 @@ pub enum RunError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] jetmon_engine::EngineError),
+    /// The notifier (journal, outbox, WPCOM client) could not start.
+    #[error(transparent)]
+    Outbox(#[from] jetmond::outbox::OutboxError),
     /// A file or signal handler could not be set up.
     #[error("{what}: {source}")]
     Io {
@@ -124,7 +128,61 @@ fn engine_config(config: &Config) -> EngineConfig {
     engine.connect_timeout = engine.connect_timeout.min(engine.check_timeout);
     engine.tls_timeout = engine.tls_timeout.min(engine.check_timeout);
     engine.max_redirects = config.max_redirects;
+    // Validated when the config was loaded; a value that no longer parses would have been refused there.
+    engine.address_policy = AddressPolicy::public_only(config.allowed_networks().unwrap_or_default());
+    engine.dns.overrides = config.resolve_overrides().unwrap_or_default();
     engine
+}
+
+/// Clients for the configured verifliers, each verifying the veriflier's certificate; `None` without any.
+fn veriflier_pool(config: &Config, monitor_name: &str) -> Result<Option<VeriflierPool>, RunError> {
+    if config.verifiers.is_empty() {
+        return Ok(None);
+    }
+    let set = |p: &PathBuf| !p.as_os_str().is_empty();
+    let identity = match (
+        set(&config.veriflier_client_cert_file),
+        set(&config.veriflier_client_key_file),
+    ) {
+        (true, true) => Some((
+            config.veriflier_client_cert_file.as_path(),
+            config.veriflier_client_key_file.as_path(),
+        )),
+        (false, false) => None,
+        _ => {
+            return Err(RunError::Unsupported(
+                "veriflier_client_cert_file and veriflier_client_key_file must be set together".to_string(),
+            ))
+        }
+    };
+    let ca = set(&config.veriflier_ca_file).then_some(config.veriflier_ca_file.as_path());
+    let tls = jetmond::tls::client_config(ca, identity).map_err(|e| RunError::Unsupported(e.to_string()))?;
+    let timeout = Duration::from_secs(config.timeout_for_requests_sec);
+    let mut clients = Vec::with_capacity(config.verifiers.len());
+    for v in &config.verifiers {
+        // An IPv6 literal needs brackets in a URL.
+        let host = if v.host.parse::<std::net::Ipv6Addr>().is_ok() {
+            format!("[{}]", v.host)
+        } else {
+            v.host.clone()
+        };
+        let client = VeriflierClient::new(
+            v.name.clone(),
+            &format!("https://{host}:{}", v.port),
+            v.auth_token.clone(),
+            Arc::clone(&tls),
+            timeout,
+        )
+        .map_err(|e| RunError::Unsupported(format!("veriflier {:?}: {e}", v.name)))?
+        .with_monitor_name(monitor_name);
+        clients.push(client);
+    }
+    tracing::info!(
+        verifliers = ?config.verifiers.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+        quorum = config.peer_offline_limit,
+        "verifliers confirm DOWN decisions"
+    );
+    Ok(Some(VeriflierPool::start(clients)))
 }
 
 fn daemon_settings(config: &Config, once: bool) -> DaemonSettings {
@@ -138,11 +196,7 @@ fn daemon_settings(config: &Config, once: bool) -> DaemonSettings {
         },
         variable_intervals: config.use_variable_check_intervals.then_some(configured_interval),
         once,
-        host_name: if config.host_name.is_empty() {
-            machine_host_name()
-        } else {
-            config.host_name.clone()
-        },
+        host_name: config.resolved_host_name(),
         stats_interval: Duration::from_millis(config.stats_update_interval_ms),
         drain_timeout: Duration::from_secs(config.check_timeout_sec),
     }
@@ -187,14 +241,6 @@ fn reloader(path: Option<PathBuf>, running: Config, once: bool) -> Reloader {
     })
 }
 
-fn machine_host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "jetmon".to_string())
-}
-
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), RunError> {
     let loaded = match args.config.as_deref() {
@@ -209,14 +255,9 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         tracing::warn!("{warning}");
     }
     let config = loaded.config;
-    if !config.verifiers.is_empty() {
-        return Err(RunError::Unsupported(
-            "`verifiers` is set, but this build has no veriflier client yet: remove the verifiers to decide on \
-             local re-checks alone"
-                .to_string(),
-        ));
+    if config.verifiers.is_empty() {
+        tracing::warn!("no verifliers configured: a site is declared DOWN on local re-checks alone");
     }
-    tracing::warn!("no verifliers configured: a site is declared DOWN on local re-checks alone");
     if !config.demo_target.is_empty() {
         let addr = config.demo_target.parse().map_err(|e| {
             RunError::Unsupported(format!("demo_target {:?} is not an address: {e}", config.demo_target))
@@ -228,10 +269,7 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         tracing::info!(%bound, "demo target listening");
     }
     let store = open_store(&config)?;
-    let notifier = FileNotifier::open(&config.notifications_file).map_err(|source| RunError::Io {
-        what: format!("notifications file {}", config.notifications_file.display()),
-        source,
-    })?;
+    let notifier = jetmond::outbox::notifier_from_config(&config, &config.resolved_host_name())?;
     let signals = Arc::new(Signals::default());
     for (signal, flag) in [
         (signal_hook::consts::SIGTERM, &signals.stop),
@@ -246,9 +284,13 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
     let engine = Engine::start(engine_config(&config))?;
     let settings = daemon_settings(&config, args.once);
     let machine = StatusMachine::new(config.machine_config());
+    let verifliers = veriflier_pool(&config, &settings.host_name)?;
+    let batch_size = config.veriflier_batch_size as usize;
     let reloader = reloader(args.config.clone(), config, args.once);
-    Daemon::new(settings, engine, store, Box::new(notifier), machine, signals)
-        .with_reloader(reloader)
-        .run();
+    let mut daemon = Daemon::new(settings, engine, store, notifier, machine, signals).with_reloader(reloader);
+    if let Some(pool) = verifliers {
+        daemon = daemon.with_verifliers(pool, batch_size);
+    }
+    daemon.run();
     Ok(())
 }

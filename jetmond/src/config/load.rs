@@ -157,6 +157,9 @@ pub(super) fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>)
         &mut config.wpcom_ca_file,
         &mut config.wpcom_client_cert_file,
         &mut config.wpcom_client_key_file,
+        &mut config.veriflier_ca_file,
+        &mut config.veriflier_client_cert_file,
+        &mut config.veriflier_client_key_file,
     ] {
         // Empty means "not set" and must stay empty rather than become the config directory.
         if !optional.as_os_str().is_empty() {

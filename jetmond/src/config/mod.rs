@@ -113,6 +113,18 @@ pub struct Config {
     /// Start the built-in demo web server on this address (e.g. `127.0.0.1:8099`) so the example site
     /// list answers without internet access. Empty: no demo server.
     pub demo_target: String,
+    /// Networks (CIDR) the checks may reach although they are not public. Everything else that is loopback,
+    /// private, link-local or otherwise non-public is refused at connect time (SSRF guard: a site URL must
+    /// not make the monitor probe its own network).
+    pub allow_networks: Vec<String>,
+    /// Fixed answers for names, curl style (`"HOST:PORT:ADDR"`, PORT `*` for any), used before DNS.
+    pub resolve: Vec<String>,
+    /// PEM file of the CA certificates that may sign the verifliers' certificates. Empty: the web PKI roots.
+    pub veriflier_ca_file: PathBuf,
+    /// Client certificate (PEM chain) presented to verifliers that ask for one. Empty: none.
+    pub veriflier_client_cert_file: PathBuf,
+    /// Private key (PEM) of `veriflier_client_cert_file`.
+    pub veriflier_client_key_file: PathBuf,
 
     // --- WPCOM delivery and its outbox (see `outbox`) ---
     /// Where notifications are delivered: an `https://` URL. Empty: nowhere, notifications are only
@@ -252,6 +264,11 @@ impl Default for Config {
             host_name: String::new(),
             notifications_file: PathBuf::from("jetmond-notifications.jsonl"),
             demo_target: String::new(),
+            allow_networks: Vec::new(),
+            resolve: Vec::new(),
+            veriflier_ca_file: PathBuf::new(),
+            veriflier_client_cert_file: PathBuf::new(),
+            veriflier_client_key_file: PathBuf::new(),
             wpcom_url: String::new(),
             wpcom_mode: WpcomMode::Original,
             wpcom_ca_file: PathBuf::new(),
@@ -386,7 +403,25 @@ impl Config {
 }
 
 impl Config {
+    /// `allow_networks` parsed.
+    pub fn allowed_networks(&self) -> Result<Vec<jetmon_engine::IpNet>, jetmon_engine::IpNetParseError> {
+        self.allow_networks.iter().map(|n| n.parse()).collect()
+    }
+
+    /// `resolve` parsed.
+    pub fn resolve_overrides(
+        &self,
+    ) -> Result<Vec<jetmon_engine::ResolveOverride>, jetmon_engine::ResolveOverrideParseError> {
+        self.resolve.iter().map(|r| r.parse()).collect()
+    }
+
     fn wpcom_impossibility(&self) -> Option<(&'static str, String)> {
+        if let Err(e) = self.allowed_networks() {
+            return Some(("allow_networks", e.to_string()));
+        }
+        if let Err(e) = self.resolve_overrides() {
+            return Some(("resolve", e.to_string()));
+        }
         if !self.wpcom_url.is_empty() {
             match url::Url::parse(&self.wpcom_url) {
                 // The notification carries the auth token: it never travels in clear text.

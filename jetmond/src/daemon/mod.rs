@@ -5,6 +5,7 @@
 
 pub mod notify;
 pub mod schedule;
+pub mod verifliers;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +14,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use jetmon_engine::{CheckRequest, CheckResult, Engine, Verdict};
 
-use crate::status::{Action, BlogId, CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis};
+use crate::status::{
+    Action, BlogId, CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis, VeriflierAnswer,
+    VeriflierUnavailable,
+};
 use crate::store::{Site, SiteStore, StatusUpdate};
 use notify::Notifier;
 use schedule::{Rechecks, RoundPlan};
+use veriflierd::protocol::CheckItem;
+use verifliers::{VeriflierPool, VeriflierReply};
 
 /// Longest the loop sleeps waiting for results, so schedules and signals are looked at often enough.
 const LOOP_WAIT: Duration = Duration::from_millis(20);
@@ -103,6 +109,10 @@ pub struct Daemon {
     stats: DaemonStats,
     store_retry: Duration,
     reloader: Option<Reloader>,
+    verifliers: Option<VeriflierPool>,
+    /// Sites waiting to be sent to the verifliers, flushed in batches of `veriflier_batch_size`.
+    pending_asks: Vec<CheckItem>,
+    veriflier_batch_size: usize,
     /// Results counted at the last stats line, for the rate.
     results_at_last_stats: u64,
 }
@@ -134,8 +144,18 @@ impl Daemon {
             stats: DaemonStats::default(),
             store_retry: STORE_RETRY_FIRST,
             reloader: None,
+            verifliers: None,
+            pending_asks: Vec::new(),
+            veriflier_batch_size: 1,
             results_at_last_stats: 0,
         }
+    }
+
+    /// Confirms DOWN decisions with these verifliers, `batch_size` sites per request.
+    pub fn with_verifliers(mut self, pool: VeriflierPool, batch_size: usize) -> Daemon {
+        self.verifliers = Some(pool);
+        self.veriflier_batch_size = batch_size.max(1);
+        self
     }
 
     /// Sets what SIGHUP re-reads besides the site list.
@@ -175,6 +195,7 @@ impl Daemon {
             self.maybe_start_round(now);
             self.dispatch(now);
             self.collect_results(LOOP_WAIT);
+            self.exchange_with_verifliers();
             if self.settings.once && self.first_round_done() {
                 tracing::info!(rechecks_dropped = self.rechecks.len(), "--once: the round is checked");
                 break;
@@ -392,12 +413,81 @@ impl Daemon {
                     }
                 }
                 Action::AskVerifliers { blog_id, monitor_url } => {
-                    // `jetmond run` refuses to start with verifliers configured until the veriflier client exists,
-                    // so this is only reachable by embedders that configure the machine themselves.
-                    tracing::warn!(blog_id, url = %monitor_url, "verifliers requested but no veriflier client is running");
+                    if self.verifliers.is_some() {
+                        self.pending_asks.push(CheckItem { blog_id, monitor_url });
+                    } else {
+                        tracing::warn!(blog_id, url = %monitor_url, "verifliers requested but none is running");
+                    }
+                }
+                Action::FalseAlarm {
+                    blog_id,
+                    offline,
+                    online,
+                } => {
+                    tracing::info!(blog_id, offline, online, "false alarm: the verifliers see the site up");
+                }
+                Action::VerificationInconclusive {
+                    blog_id,
+                    offline,
+                    online,
+                    unavailable,
+                } => {
+                    tracing::warn!(
+                        blog_id,
+                        offline,
+                        online,
+                        unavailable,
+                        "verification inconclusive: too few verifliers answered"
+                    );
+                }
+                Action::VeriflierRequestExpired {
+                    blog_id,
+                    offline,
+                    online,
+                    ..
+                } => {
+                    tracing::warn!(blog_id, offline, online, "veriflier request expired without a decision");
                 }
                 other => tracing::debug!(?other, "status machine"),
             }
+        }
+    }
+
+    /// Sends what the status machine wants confirmed and feeds back what the verifliers said.
+    fn exchange_with_verifliers(&mut self) {
+        let Some(pool) = &self.verifliers else { return };
+        while !self.pending_asks.is_empty() {
+            let take = self.pending_asks.len().min(self.veriflier_batch_size);
+            pool.ask(self.pending_asks.drain(..take).collect());
+        }
+        let replies: Vec<VeriflierReply> = pool.replies().try_iter().collect();
+        for reply in replies {
+            let event = match reply {
+                VeriflierReply::Answer {
+                    veriflier,
+                    blog_id,
+                    monitor_url,
+                    outcome,
+                } => Event::VeriflierAnswer(VeriflierAnswer {
+                    blog_id,
+                    monitor_url,
+                    veriflier,
+                    at: wall_now(),
+                    outcome,
+                }),
+                VeriflierReply::Unavailable {
+                    veriflier,
+                    blog_id,
+                    reason,
+                } => Event::VeriflierUnavailable(VeriflierUnavailable {
+                    blog_id,
+                    veriflier,
+                    at: wall_now(),
+                    reason,
+                }),
+            };
+            let actions = self.machine.handle(event);
+            self.act(actions);
         }
     }
 

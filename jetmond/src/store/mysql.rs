@@ -45,6 +45,8 @@ pub const MAX_ROWS_PER_UPDATE: usize = 500;
 pub const MIGRATION_001_SQL: &str = include_str!("../../migrations/001_jetpack_monitor_subscription.sql");
 /// The optional `check_interval` column, applied by [`MysqlStore::init_schema`].
 pub const MIGRATION_002_SQL: &str = include_str!("../../migrations/002_check_interval.sql");
+/// The notification outbox (`crate::outbox`), applied by [`MysqlStore::init_schema`].
+pub const MIGRATION_003_SQL: &str = include_str!("../../migrations/003_notification_outbox.sql");
 
 /// The control thread uses one connection at a time; the second slot lets `db init` or a status write
 /// overlap a page read without waiting for it.
@@ -95,14 +97,7 @@ impl MysqlStore {
         variable_intervals: bool,
         db_updates: bool,
     ) -> Result<Self, StoreError> {
-        let non_empty = |text: &str| (!text.is_empty()).then(|| text.to_owned());
-        let builder = OptsBuilder::new()
-            .ip_or_hostname(Some(cfg.host.clone()))
-            .tcp_port(cfg.port)
-            .user(non_empty(&cfg.user))
-            .pass(non_empty(&cfg.password))
-            .db_name(non_empty(&cfg.name));
-        let server = format!("{}:{}", cfg.host, cfg.port);
+        let (builder, server) = config_opts(cfg);
         Self::open(builder, server, range, batch_buckets, variable_intervals, db_updates)
     }
 
@@ -115,11 +110,7 @@ impl MysqlStore {
         variable_intervals: bool,
         db_updates: bool,
     ) -> Result<Self, StoreError> {
-        // The parser's errors name a parameter or its value, never the credentials.
-        let opts =
-            Opts::from_url(url).map_err(|error| StoreError::Database(format!("invalid database URL: {error}")))?;
-        let server = format!("{}:{}", opts.get_ip_or_hostname(), opts.get_tcp_port());
-        let builder = OptsBuilder::from_opts(opts);
+        let (builder, server) = url_opts(url)?;
         Self::open(builder, server, range, batch_buckets, variable_intervals, db_updates)
     }
 
@@ -131,19 +122,7 @@ impl MysqlStore {
         variable_intervals: bool,
         db_updates: bool,
     ) -> Result<Self, StoreError> {
-        // No reset on return to the pool: we never change session state beyond `SESSION_UTC`, and a reset
-        // would cost two round trips per call and empty the prepared-statement cache.
-        let pool_opts = PoolOpts::new()
-            .with_constraints(POOL_CONSTRAINTS)
-            .with_reset_connection(false);
-        let builder = builder
-            .tcp_connect_timeout(Some(DB_CONNECT_TIMEOUT))
-            .read_timeout(Some(DB_READ_TIMEOUT))
-            .write_timeout(Some(DB_WRITE_TIMEOUT))
-            .init(vec![SESSION_UTC])
-            .pool_opts(pool_opts);
-        let pool =
-            Pool::new(builder).map_err(|error| StoreError::Database(format!("connecting to {server}: {error}")))?;
+        let pool = open_pool(builder, &server)?;
         Ok(MysqlStore {
             pool,
             server,
@@ -278,6 +257,44 @@ impl SiteStore for MysqlStore {
             .commit()
             .map_err(|error| self.error(&format!("committing {} statuses", updates.len()), error))
     }
+}
+
+/// Connection options for `cfg`, and the `host:port` to name in errors (never the URL: it may carry the
+/// password). Shared with the notification outbox, which talks to the same database.
+pub(crate) fn config_opts(cfg: &DatabaseConfig) -> (OptsBuilder, String) {
+    let non_empty = |text: &str| (!text.is_empty()).then(|| text.to_owned());
+    let builder = OptsBuilder::new()
+        .ip_or_hostname(Some(cfg.host.clone()))
+        .tcp_port(cfg.port)
+        .user(non_empty(&cfg.user))
+        .pass(non_empty(&cfg.password))
+        .db_name(non_empty(&cfg.name));
+    (builder, format!("{}:{}", cfg.host, cfg.port))
+}
+
+/// As [`config_opts`], from a `mysql://user:password@host:port/database` URL.
+pub(crate) fn url_opts(url: &str) -> Result<(OptsBuilder, String), StoreError> {
+    // The parser's errors name a parameter or its value, never the credentials.
+    let opts = Opts::from_url(url).map_err(|error| StoreError::Database(format!("invalid database URL: {error}")))?;
+    let server = format!("{}:{}", opts.get_ip_or_hostname(), opts.get_tcp_port());
+    Ok((OptsBuilder::from_opts(opts), server))
+}
+
+/// A pool with the bounded timeouts and the UTC session every jetmond connection uses; one connection is
+/// opened at once so a wrong host, port or password is reported by the caller's constructor.
+pub(crate) fn open_pool(builder: OptsBuilder, server: &str) -> Result<Pool, StoreError> {
+    // No reset on return to the pool: we never change session state beyond `SESSION_UTC`, and a reset
+    // would cost two round trips per call and empty the prepared-statement cache.
+    let pool_opts = PoolOpts::new()
+        .with_constraints(POOL_CONSTRAINTS)
+        .with_reset_connection(false);
+    let builder = builder
+        .tcp_connect_timeout(Some(DB_CONNECT_TIMEOUT))
+        .read_timeout(Some(DB_READ_TIMEOUT))
+        .write_timeout(Some(DB_WRITE_TIMEOUT))
+        .init(vec![SESSION_UTC])
+        .pool_opts(pool_opts);
+    Pool::new(builder).map_err(|error| StoreError::Database(format!("connecting to {server}: {error}")))
 }
 
 /// The `(first, last)` buckets of each page: `per_page` buckets at a time over `range`, the last page
@@ -435,10 +452,10 @@ impl std::fmt::Display for SchemaGuard {
     }
 }
 
-/// The statements of both migration files, in order, each with its guard. The guard is read from the
+/// The statements of the migration files, in order, each with its guard. The guard is read from the
 /// statement itself (its backquoted names) so the files stay the single place that names things.
 fn migration_steps() -> Result<Vec<MigrationStep>, String> {
-    [MIGRATION_001_SQL, MIGRATION_002_SQL]
+    [MIGRATION_001_SQL, MIGRATION_002_SQL, MIGRATION_003_SQL]
         .into_iter()
         .flat_map(sql_statements)
         .map(|statement| {
@@ -506,7 +523,7 @@ mod tests {
     }
 
     #[test]
-    fn migrations_are_the_table_its_index_and_the_interval_column() {
+    fn migrations_are_the_table_its_index_the_interval_column_and_the_outbox() {
         let guards: Vec<SchemaGuard> = migration_steps()
             .unwrap_or_default()
             .into_iter()
@@ -523,6 +540,9 @@ mod tests {
                 SchemaGuard::Column {
                     table: TABLE.into(),
                     column: "check_interval".into()
+                },
+                SchemaGuard::Table {
+                    table: "jetmon_notification_outbox".into()
                 },
             ]
         );

@@ -27,13 +27,15 @@ impl Drop for TempDir {
 pub struct DaemonProcess(Child);
 
 impl DaemonProcess {
+    /// Starts the daemon; its log goes to `jetmond.log` beside the config file.
     pub fn start(config: &Path) -> DaemonProcess {
+        let log = std::fs::File::create(config.with_file_name("jetmond.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_jetmond"))
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("jetmond starts");
         DaemonProcess(child)
@@ -68,6 +70,11 @@ impl Drop for DaemonProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The daemon's log so far (see [`DaemonProcess::start`]).
+pub fn daemon_log(config: &Path) -> String {
+    std::fs::read_to_string(config.with_file_name("jetmond.log")).unwrap_or_default()
 }
 
 /// The notifications written so far (one JSON object per line).
