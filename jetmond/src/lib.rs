@@ -9,6 +9,8 @@
 //!   environment overrides and validation that names the offending key and file.
 //! - [`sites`]: the sites file of embedded mode.
 //! - [`outbox`]: the durable outbox that delivers notifications to WPCOM, at least once and in order per site.
+//! - [`ops`]: the operations view: `/metrics`, `/healthz`, `/readyz`, the JSON API and the status page.
+//! - [`weather`]: the internet-weather guard: the monitor's own network trouble never becomes DOWN decisions.
 //!
 //! ```
 //! use jetmond::status::{CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis};
@@ -31,8 +33,10 @@
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod fleet;
+pub mod ops;
 pub mod outbox;
 pub mod sites;
 pub mod status;
 pub mod store;
-pub mod tls;
+pub mod weather;

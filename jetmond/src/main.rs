@@ -30,6 +30,9 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The fleet of hosts sharing the buckets through leases.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// The WPCOM notification outbox: what waits for delivery, and the dead letters.
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -44,9 +47,15 @@ enum OutboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Which host holds which buckets, and how fresh its heartbeat is.
+    Status(cmd::run::ConfigFileArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Create `jetpack_monitor_subscription` (and optional columns) where missing; safe to run again.
-    Init(cmd::run::DbInitArgs),
+    Init(cmd::run::ConfigFileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +86,10 @@ fn main() -> ExitCode {
         }
         // The daemon tells its story at info, in the format its config asks for.
         Command::Run(args) => exit("run", cmd::run::run(args, |format| init_logging("info", format))),
+        Command::Fleet(FleetCommand::Status(args)) => {
+            init_logging("warn", LogFormat::Human);
+            exit("fleet status", cmd::run::fleet_status(args))
+        }
         Command::Db(DbCommand::Init(args)) => {
             init_logging("warn", LogFormat::Human);
             exit("db init", cmd::run::db_init(args))

@@ -15,6 +15,7 @@ use jetmon_testkit::tls::TestCa;
 use support::daemon::{daemon_log, notifications, wait_for_notifications, DaemonProcess, TempDir};
 use veriflierd::config::{MonitorConfig, Token, VeriflierConfig};
 use veriflierd::server::{start, RunningServer, StartOptions};
+use veriflierd::tls::ClientTls;
 
 const MONITOR_NAME: &str = "monitor-1";
 const MONITOR_TOKEN: &str = "monitor-secret";
@@ -43,7 +44,7 @@ fn veriflier(ca: &TestCa, ip: &str, name: &str, resolve: Vec<String>) -> Running
     let options = StartOptions {
         base_engine: engine,
         server_tls: Some(ca.server_config(&[ip])),
-        callback_tls: Some(ca.client_config()),
+        callback_tls: Some(ClientTls::from_pem(Some(ca.cert_pem().as_bytes()), None).expect("test CA parses")),
         shutdown_grace: Duration::from_secs(1),
     };
     start(config, options).expect("veriflier starts")

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jetmon_engine::IpNet;
+
+use crate::weather::WeatherKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -118,6 +120,32 @@ pub struct VeriflierConfig {
     pub max_in_flight: usize,
     /// Most checks in one request (the original's `VERIFLIER_BATCH_SIZE`).
     pub batch_size: usize,
+    // --- internet-weather guard (see `crate::weather`) ---
+    /// Known-good URLs checked every `weather_canary_interval_sec`. When every one fails
+    /// `weather_canary_failures` times in a row, this veriflier's own network is taken to be down and it
+    /// answers "unknown" (2) instead of "offline". Empty: only the resolver rule (and the ratio rule if on).
+    pub weather_canaries: Vec<String>,
+    /// Seconds between two checks of each canary.
+    pub weather_canary_interval_sec: u64,
+    /// Consecutive failures of every canary that start degraded mode.
+    pub weather_canary_failures: u32,
+    /// Span of the sliding window of check results, in seconds.
+    pub weather_window_sec: u64,
+    /// Recent checks needed for the failure-ratio rule; 0 (the default) turns it off, because a veriflier
+    /// is asked about sites a monitor already found down, so a high failure ratio is its normal traffic.
+    pub weather_min_samples: u64,
+    /// Failure-ratio rule: at least this percentage...
+    pub weather_min_failure_pct: u8,
+    /// ...and at least this many times the usual ratio...
+    pub weather_baseline_factor: u32,
+    /// ...plus this many percentage points.
+    pub weather_baseline_margin_pct: u8,
+    /// Recent checks failing with `dns_unavailable` that make the resolver down; 0 turns that rule off.
+    pub weather_dns_unavailable_min: u64,
+    /// ...when they are at least this percentage of the recent checks.
+    pub weather_dns_unavailable_pct: u8,
+    /// Seconds every rule must stay clear before degraded mode is left.
+    pub weather_hold_sec: u64,
 }
 
 impl Default for VeriflierConfig {
@@ -140,6 +168,17 @@ impl Default for VeriflierConfig {
             check_timeout_sec: DEFAULT_CHECK_TIMEOUT_SEC,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             batch_size: DEFAULT_BATCH_SIZE,
+            weather_canaries: Vec::new(),
+            weather_canary_interval_sec: 10,
+            weather_canary_failures: 3,
+            weather_window_sec: 60,
+            weather_min_samples: 0,
+            weather_min_failure_pct: 50,
+            weather_baseline_factor: 3,
+            weather_baseline_margin_pct: 10,
+            weather_dns_unavailable_min: 20,
+            weather_dns_unavailable_pct: 25,
+            weather_hold_sec: 60,
         }
     }
 }
@@ -171,6 +210,23 @@ impl VeriflierConfig {
     /// The network timeout for legacy callbacks.
     pub fn net_comms_timeout(&self) -> Duration {
         Duration::from_millis(self.net_comms_timeout)
+    }
+
+    /// The `weather_*` keys, for the internet-weather guard.
+    pub fn weather_keys(&self) -> WeatherKeys<'_> {
+        WeatherKeys {
+            canaries: &self.weather_canaries,
+            canary_interval_sec: self.weather_canary_interval_sec,
+            canary_failures: self.weather_canary_failures,
+            window_sec: self.weather_window_sec,
+            min_samples: self.weather_min_samples,
+            min_failure_pct: self.weather_min_failure_pct,
+            baseline_factor: self.weather_baseline_factor,
+            baseline_margin_pct: self.weather_baseline_margin_pct,
+            dns_unavailable_min: self.weather_dns_unavailable_min,
+            dns_unavailable_pct: self.weather_dns_unavailable_pct,
+            hold_sec: self.weather_hold_sec,
+        }
     }
 
     /// `resolve` parsed.
@@ -252,6 +308,9 @@ impl VeriflierConfig {
         }
         if self.batch_size == 0 {
             return Some(("batch_size", "must be at least 1".into()));
+        }
+        if let Some(problem) = self.weather_keys().impossibility() {
+            return Some(problem);
         }
         None
     }

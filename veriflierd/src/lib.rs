@@ -22,7 +22,8 @@
 //! - [`config`]: the original's `veriflier.json` keys plus ours, with `VERIFLIER_<KEY>` overrides.
 //! - [`server`]: the HTTPS server (axum, tokio-rustls) and the bridge from the engine's result channel back
 //!   to waiting requests.
-//! - [`client`]: the blocking client jetmond uses, with a hard per-request deadline and typed errors.
+//! - [`client`]: the blocking client jetmond uses (ureq), with a hard per-request deadline and typed errors.
+//! - [`tls`]: PEM files to verified TLS client settings, shared with jetmond's WPCOM client.
 
 #![warn(missing_docs)]
 
@@ -30,3 +31,5 @@ pub mod client;
 pub mod config;
 pub mod protocol;
 pub mod server;
+pub mod tls;
+pub mod weather;

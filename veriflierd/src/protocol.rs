@@ -1,7 +1,7 @@
 //! The wire formats between a monitor (jetmond or jetmon.js) and a veriflier, shared by the server and
 //! the client so both sides cannot drift apart.
 //!
-//! Two modes exist (full description with examples in `veriflierd/README.md`):
+//! Two modes exist (full description with examples in `docs/protocol.md`):
 //!
 //! - **Synchronous** (ours): `POST /v1/check` with `Authorization: Bearer <token>` and a [`CheckBatch`];
 //!   the response is a [`CheckResponse`] sent once every check has run.
@@ -51,10 +51,10 @@ pub struct CheckBatch {
 
 /// What the veriflier saw of a site.
 ///
-/// Serialised as a number, like the original: 0 offline, 1 online. 2 ("unknown") is reserved for a later
-/// "internet weather" guard: a veriflier that finds most of a batch unreachable at once will be able to
-/// say its own network is unwell instead of voting the sites down. No veriflier sends it yet, but clients
-/// must accept it and count it as neither up nor down.
+/// Serialised as a number, like the original: 0 offline, 1 online, 2 unknown. A veriflier whose internet
+/// weather guard ([`crate::weather`]) finds its own network degraded (its canaries unreachable, its resolver
+/// down) answers 2 instead of 0 for the sites it could not reach, rather than voting them down. Clients count
+/// it as neither up nor down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RemoteStatus {
@@ -62,7 +62,7 @@ pub enum RemoteStatus {
     Offline,
     /// The site answered with a status below 400.
     Online,
-    /// Reserved: the veriflier cannot tell (see the type's docs).
+    /// The veriflier cannot tell: its own network is degraded (see the type's docs).
     Unknown,
 }
 
@@ -194,15 +194,15 @@ pub struct LegacyCallback {
     pub checks: Vec<LegacyResultItem>,
 }
 
-/// A request body that cannot be used.
+/// A request or response body that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// Not JSON at all, or JSON cut short.
-    #[error("request body is not valid JSON: {0}")]
+    #[error("body is not valid JSON: {0}")]
     Syntax(String),
     /// JSON of the wrong shape: a missing field, a wrong type, an unknown field.
-    #[error("request body field `{path}`: {message}")]
+    #[error("body field `{path}`: {message}")]
     Shape {
         /// Where in the document (`checks[2].blog_id`, `.` for the top level).
         path: String,
@@ -241,6 +241,13 @@ pub fn parse_legacy_request(body: &[u8]) -> Result<LegacyRequest, ProtocolError>
         return Err(ProtocolError::Empty);
     }
     Ok(request)
+}
+
+/// Parses the body of a `200` answer to `POST /v1/check`, as the monitor's client does. Unknown fields are
+/// ignored so a newer veriflier can add some; whether there is one result per check is the caller's to
+/// judge, since only it knows the request.
+pub fn parse_check_response(body: &[u8]) -> Result<CheckResponse, ProtocolError> {
+    parse(body)
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
@@ -330,6 +337,20 @@ mod tests {
             parse_legacy_request(br#"{"auth_token":"t","extra":1,"checks":[{"blog_id":2,"monitor_url":"u"}]}"#)
                 .unwrap();
         assert_eq!(request.checks.len(), 1);
+    }
+
+    #[test]
+    fn check_response_parses_and_names_bad_fields() {
+        let response = parse_check_response(
+            br#"{"veriflier":"v","results":[{"blog_id":1,"monitor_url":"u","status":2,"rtt":3,"code":0,"error":"timeout"}],"new":1}"#,
+        )
+        .unwrap();
+        assert_eq!(response.results[0].status, RemoteStatus::Unknown);
+        let err = parse_check_response(br#"{"veriflier":"v","results":[{"blog_id":1}]}"#).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::Shape { path, .. } if path.starts_with("results[0]")),
+            "{err}"
+        );
     }
 
     #[test]

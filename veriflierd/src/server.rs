@@ -12,8 +12,7 @@
 //! waits for that id. A handler whose client went away drops its ids, so late results are discarded.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufReader};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +32,7 @@ use hyper_util::service::TowerToHyperService;
 use jetmon_engine::{AddressPolicy, CheckRequest, CheckResult, Engine, EngineConfig, EngineError, Submitter, Verdict};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::{RootCertStore, ServerConfig};
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -46,6 +45,8 @@ use crate::protocol::{
     LegacyResultItem, RemoteStatus, ResultItem, CHECK_PATH, HEALTHZ_PATH, LEGACY_CALLBACK_PATH, LEGACY_CHECK_PATH,
     STATUS_PATH,
 };
+use crate::tls::{ring_provider, ClientTls};
+use crate::weather::{CanaryThread, SharedGuard, WeatherGuard, WeatherHandle};
 
 /// Largest request body accepted. A full batch of 200 long URLs is about 100 KiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -106,7 +107,7 @@ pub struct StartOptions {
     /// A ready server TLS config instead of the config's certificate files.
     pub server_tls: Option<Arc<ServerConfig>>,
     /// A ready client TLS config for legacy callbacks instead of the config's `ca_file`.
-    pub callback_tls: Option<Arc<ClientConfig>>,
+    pub callback_tls: Option<ClientTls>,
     /// Time in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
 }
@@ -133,6 +134,8 @@ pub struct RunningServer {
     serve_task: Option<tokio::task::JoinHandle<()>>,
     engine: Option<Engine>,
     dispatcher: Option<JoinHandle<()>>,
+    canaries: Option<CanaryThread>,
+    weather: WeatherHandle,
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -149,6 +152,11 @@ impl RunningServer {
         self.local_addr
     }
 
+    /// The internet-weather guard's state (clear, or degraded with why and since when).
+    pub fn weather(&self) -> WeatherHandle {
+        self.weather.clone()
+    }
+
     /// Stops accepting, lets requests in flight finish (up to the grace period), then stops the engine.
     pub fn shutdown(mut self) {
         self.stop_now();
@@ -162,6 +170,9 @@ impl RunningServer {
             }
             // Legacy batches still running are dropped with the runtime; their monitors time them out.
             runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+        if let Some(canaries) = self.canaries.take() {
+            canaries.stop();
         }
         if let Some(engine) = self.engine.take() {
             drop(engine.abort());
@@ -214,14 +225,25 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
 
     let engine = Engine::start(engine_config)?;
     let pending: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
+    let weather_keys = config.weather_keys();
+    let weather = SharedGuard::new(WeatherGuard::new(
+        weather_keys.settings(),
+        config.weather_canaries.clone(),
+        weather_keys.canary_interval(),
+        Instant::now(),
+    ));
     let dispatcher = {
         let results = engine.results().clone();
         let pending = Arc::clone(&pending);
+        let weather = weather.clone();
         std::thread::Builder::new()
             .name("veriflierd-dispatch".into())
             .spawn(move || {
                 // Ends when the engine's threads have exited and the channel is closed.
                 for result in results.iter() {
+                    if weather.observe(&result) {
+                        continue; // A canary's: nobody waits for it.
+                    }
                     if let Some(waiter) = lock(&pending).remove(&result.id) {
                         let _ = waiter.batch.send((waiter.index, result));
                     }
@@ -240,7 +262,12 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
         let _entered = runtime.enter();
         tokio::net::TcpListener::from_std(listener).map_err(|source| ServeError::Bind { addr, source })?
     };
+    let canaries = weather
+        .start_canaries(engine.submitter())
+        .map_err(ServeError::Runtime)?;
+    let weather_handle = weather.handle();
     let app = Arc::new(App {
+        weather,
         check_timeout: config.check_timeout(),
         config,
         submitter: engine.submitter(),
@@ -264,6 +291,8 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
         serve_task: Some(serve_task),
         engine: Some(engine),
         dispatcher: Some(dispatcher),
+        canaries,
+        weather: weather_handle,
     })
 }
 
@@ -293,25 +322,9 @@ pub fn server_tls_config(config: &VeriflierConfig) -> Result<Arc<ServerConfig>, 
     Ok(Arc::new(server))
 }
 
-/// The client TLS config for legacy callbacks: trusts `ca_file`, or the web roots when there is none.
-pub fn callback_tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ServeError> {
-    let roots = match ca_file {
-        Some(file) => read_roots(file)?,
-        None => RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        },
-    };
-    let config = ClientConfig::builder_with_provider(ring_provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(Path::new(""), e))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// Passed explicitly everywhere so nothing depends on a process-wide default provider.
-fn ring_provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The client TLS settings for legacy callbacks: trusts `ca_file`, or the web roots when there is none.
+pub fn callback_tls_config(ca_file: Option<&Path>) -> Result<ClientTls, ServeError> {
+    ClientTls::from_files(ca_file, None).map_err(|e| tls_error(ca_file.unwrap_or(Path::new("")), e.reason()))
 }
 
 fn tls_error(file: &Path, error: impl std::fmt::Display) -> ServeError {
@@ -321,24 +334,12 @@ fn tls_error(file: &Path, error: impl std::fmt::Display) -> ServeError {
     }
 }
 
-fn open(file: &Path) -> Result<BufReader<File>, ServeError> {
-    File::open(file).map(BufReader::new).map_err(|e| tls_error(file, e))
-}
-
 fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, ServeError> {
-    let certs = rustls_pemfile::certs(&mut open(file)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| tls_error(file, e))?;
-    if certs.is_empty() {
-        return Err(tls_error(file, "no PEM certificate in the file"));
-    }
-    Ok(certs)
+    crate::tls::read_certificates(file, "certificate file").map_err(|e| tls_error(file, e.reason()))
 }
 
 fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, ServeError> {
-    rustls_pemfile::private_key(&mut open(file)?)
-        .map_err(|e| tls_error(file, e))?
-        .ok_or_else(|| tls_error(file, "no PEM private key in the file"))
+    crate::tls::read_private_key(file, "key file").map_err(|e| tls_error(file, e.reason()))
 }
 
 fn read_roots(file: &Path) -> Result<RootCertStore, ServeError> {
@@ -383,8 +384,9 @@ struct App {
     submitter: Submitter,
     pending: Pending,
     next_id: AtomicU64,
-    callback_tls: Arc<ClientConfig>,
+    callback_tls: ClientTls,
     check_timeout: Duration,
+    weather: SharedGuard,
 }
 
 impl App {
@@ -606,12 +608,13 @@ async fn check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
         Ok(results) => results,
         Err(problem) => return error(StatusCode::SERVICE_UNAVAILABLE, problem.to_string()),
     };
-    let results: Vec<ResultItem> = batch
+    let mut results: Vec<ResultItem> = batch
         .checks
         .iter()
         .zip(&results)
         .map(|(item, result)| result_item(item, result.as_ref()))
         .collect();
+    app.weather.hold_back(&mut results);
     let offline = results.iter().filter(|r| r.status == RemoteStatus::Offline).count();
     tracing::info!(
         monitor = %monitor.name,
@@ -695,7 +698,7 @@ async fn legacy_check(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
                 return;
             }
         };
-        let body = LegacyCallback {
+        let mut body = LegacyCallback {
             auth_token: app.config.auth_token.0.clone(),
             veriflier: app.config.veriflier_name.clone(),
             checks: checks
@@ -704,8 +707,9 @@ async fn legacy_check(State(app): State<Arc<App>>, headers: HeaderMap, body: Bod
                 .map(|(item, result)| legacy_item(item, result.as_ref()))
                 .collect(),
         };
+        app.weather.hold_back_legacy(&mut body.checks);
         let Ok(body) = serde_json::to_vec(&body) else { return };
-        let tls = Arc::clone(&app.callback_tls);
+        let tls = app.callback_tls.clone();
         let timeout = app.config.net_comms_timeout();
         let outcome =
             tokio::task::spawn_blocking(move || post_json(&callback, &[], &body, &tls, timeout).map(|r| r.status))
@@ -745,6 +749,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
         "status": "ok",
         "veriflier": app.config.veriflier_name,
         "checks_waiting": waiting,
+        "weather": app.weather.describe(),
     }))
     .into_response()
 }

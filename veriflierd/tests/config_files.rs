@@ -8,18 +8,16 @@ use std::sync::Arc;
 use common::*;
 use jetmon_engine::EngineConfig;
 use jetmon_testkit::tls::TestCa;
+use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 use veriflierd::client::{ClientError, VeriflierClient};
 use veriflierd::config::VeriflierConfig;
 use veriflierd::protocol::CheckItem;
 use veriflierd::server::{start, StartOptions};
+use veriflierd::tls::ClientTls;
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A self-signed server certificate for 127.0.0.50 written as PEM files; returns a client config trusting it.
-fn write_server_cert(dir: &std::path::Path) -> Arc<ClientConfig> {
+/// A self-signed server certificate for 127.0.0.50 written as PEM files; returns that certificate's PEM.
+fn write_server_cert(dir: &std::path::Path) -> String {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec![VERIFLIER_IP.to_string()])
         .unwrap()
@@ -27,10 +25,18 @@ fn write_server_cert(dir: &std::path::Path) -> Arc<ClientConfig> {
         .unwrap();
     std::fs::write(dir.join("veriflier.crt"), cert.pem()).unwrap();
     std::fs::write(dir.join("veriflier.key"), key.serialize_pem()).unwrap();
+    cert.pem()
+}
+
+/// A rustls client config trusting the certificate in `pem`, for raw requests.
+fn raw_trust(pem: &str) -> Arc<ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
     let mut roots = RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).unwrap())
+        .unwrap();
     Arc::new(
-        ClientConfig::builder_with_provider(provider())
+        ClientConfig::builder_with_provider(veriflierd::tls::ring_provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
@@ -64,7 +70,7 @@ fn single_thread() -> StartOptions {
 #[test]
 fn original_veriflier_json_with_cert_files_serves() {
     let dir = temp_dir("files");
-    let trust = write_server_cert(&dir);
+    let trust = raw_trust(&write_server_cert(&dir));
     let path = dir.join("veriflier.json");
     std::fs::write(&path, original_json("")).unwrap();
     let loaded = VeriflierConfig::load_with_env(&path, Vec::new()).unwrap();
@@ -90,7 +96,7 @@ fn unknown_key_is_rejected_naming_it() {
 #[test]
 fn client_ca_file_requires_a_client_certificate() {
     let dir = temp_dir("mtls");
-    let server_trust = write_server_cert(&dir);
+    let server_pem = write_server_cert(&dir);
     let monitors_ca = TestCa::new("monitors");
     let ca_path = monitors_ca.write_pem(&dir);
     let path = dir.join("veriflier.json");
@@ -107,6 +113,7 @@ fn client_ca_file_requires_a_client_certificate() {
         monitor_url: "http://127.0.0.1:9/".into(),
     }];
 
+    let server_trust = ClientTls::from_pem(Some(server_pem.as_bytes()), None).unwrap();
     let anonymous = VeriflierClient::new("v", &url, MONITOR_TOKEN, server_trust, CLIENT_TIMEOUT).unwrap();
     let err = anonymous.check(&checks).unwrap_err();
     assert!(
@@ -115,22 +122,11 @@ fn client_ca_file_requires_a_client_certificate() {
     );
 
     let (cert_pem, key_pem) = monitors_ca.client_identity("m1");
-    let certs = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes()).unwrap().unwrap();
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(
-        rustls_pemfile::certs(&mut std::fs::read(dir.join("veriflier.crt")).unwrap().as_slice()).flatten(),
-    );
-    let with_cert = Arc::new(
-        ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .unwrap(),
-    );
+    let with_cert = ClientTls::from_pem(
+        Some(server_pem.as_bytes()),
+        Some((cert_pem.as_bytes(), key_pem.as_bytes())),
+    )
+    .unwrap();
     let client = VeriflierClient::new("v", &url, MONITOR_TOKEN, with_cert, CLIENT_TIMEOUT).unwrap();
     let results = client.check(&checks).unwrap();
     assert_eq!(results[0].error.as_deref(), Some("refused"));

@@ -87,7 +87,7 @@ fn untrusted_server_certificate_is_a_tls_error() {
     let server = start_veriflier(&ca, config(true));
     let stranger = TestCa::new("stranger");
     let url = format!("https://{}", server.local_addr());
-    let client = VeriflierClient::new("v", &url, MONITOR_TOKEN, stranger.client_config(), CLIENT_TIMEOUT).unwrap();
+    let client = VeriflierClient::new("v", &url, MONITOR_TOKEN, client_tls(&stranger), CLIENT_TIMEOUT).unwrap();
     let err = client.check(&[item(1, "http://127.0.0.1:9/".into())]).unwrap_err();
     assert!(matches!(err, ClientError::Tls(_)), "{err:?}");
 }
@@ -232,7 +232,7 @@ fn hanging_veriflier_gives_timeout_within_the_client_deadline() {
         "hung",
         &format!("https://{addr}"),
         MONITOR_TOKEN,
-        ca.client_config(),
+        client_tls(&ca),
         timeout,
     )
     .unwrap();

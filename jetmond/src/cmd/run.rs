@@ -9,10 +9,12 @@ use jetmon_engine::{AddressPolicy, Engine, EngineConfig};
 use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat};
 use jetmond::daemon::verifliers::VeriflierPool;
 use jetmond::daemon::{Daemon, DaemonSettings, Reloader, Signals};
+use jetmond::fleet::{LeaseKeeper, LeaseStore};
 use jetmond::status::StatusMachine;
 use jetmond::store::mysql::MysqlStore;
 use jetmond::store::{FileStore, SiteStore, StoreError};
 use veriflierd::client::VeriflierClient;
+use veriflierd::tls::ClientTls;
 
 /// Round tick with `use_variable_check_intervals`, as in the original.
 const VARIABLE_INTERVAL_TICK: Duration = Duration::from_secs(60);
@@ -43,6 +45,9 @@ pub enum RunError {
     /// The engine could not start.
     #[error(transparent)]
     Engine(#[from] jetmon_engine::EngineError),
+    /// The ops endpoint could not start.
+    #[error(transparent)]
+    Ops(#[from] jetmond::ops::OpsServerError),
     /// The notifier (journal, outbox, WPCOM client) could not start.
     #[error(transparent)]
     Outbox(#[from] jetmond::outbox::OutboxError),
@@ -68,11 +73,12 @@ pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, ConfigError
     Ok(loaded.config)
 }
 
-/// The database store when `database` is set, else the embedded file store.
-fn open_store(config: &Config) -> Result<Box<dyn SiteStore>, StoreError> {
+/// The database store when `database` is set (with its lease keeper when `bucket_leases` is on), else the
+/// embedded file store.
+fn open_store(config: &Config) -> Result<(Box<dyn SiteStore>, Option<LeaseKeeper>), StoreError> {
     match &config.database {
         Some(db) => {
-            let store = MysqlStore::connect(
+            let mut store = MysqlStore::connect(
                 db,
                 config.bucket_range(),
                 config.batch_size,
@@ -83,9 +89,25 @@ fn open_store(config: &Config) -> Result<Box<dyn SiteStore>, StoreError> {
                 database = %format!("{}:{}/{}", db.host, db.port, db.name),
                 buckets = ?config.bucket_range(),
                 db_updates = config.db_updates_enable,
+                leases = config.bucket_leases,
                 "database mode"
             );
-            Ok(Box::new(store))
+            let keeper = if config.bucket_leases {
+                let (pool, server) = store.pool();
+                let leases = LeaseStore::new(
+                    pool,
+                    server,
+                    config.resolved_host_name(),
+                    config.bucket_range(),
+                    Duration::from_secs(config.lease_ttl_sec),
+                );
+                let keeper = LeaseKeeper::start(leases, Duration::from_secs(config.lease_heartbeat_sec))?;
+                store = store.with_leased_buckets(keeper.buckets());
+                Some(keeper)
+            } else {
+                None
+            };
+            Ok((Box::new(store), keeper))
         }
         None => {
             tracing::info!(
@@ -93,21 +115,57 @@ fn open_store(config: &Config) -> Result<Box<dyn SiteStore>, StoreError> {
                 state_file = %config.state_file.display(),
                 "embedded mode"
             );
-            Ok(Box::new(FileStore::open(&config.sites_file, &config.state_file)?))
+            Ok((Box::new(FileStore::open(&config.sites_file, &config.state_file)?), None))
         }
     }
 }
 
-/// Options of `jetmond db init`.
+/// `jetmond fleet status`: the hosts sharing the buckets and what each holds.
+pub fn fleet_status(args: ConfigFileArgs) -> Result<(), RunError> {
+    let config = load_config(Some(&args.config))?;
+    let Some(db) = &config.database else {
+        return Err(RunError::Unsupported(
+            "the config has no `database`: there is no fleet".to_string(),
+        ));
+    };
+    let store = MysqlStore::connect(db, config.bucket_range(), config.batch_size, false, false)?;
+    let (pool, server) = store.pool();
+    let mut leases = LeaseStore::new(
+        pool,
+        server,
+        config.resolved_host_name(),
+        config.bucket_range(),
+        Duration::from_secs(config.lease_ttl_sec),
+    );
+    let hosts = leases.status()?;
+    let total: usize = hosts.iter().map(|h| h.buckets.len()).sum();
+    println!(
+        "{} host(s), {total} of {} bucket(s) leased",
+        hosts.len(),
+        config.bucket_range().len()
+    );
+    for h in hosts {
+        println!(
+            "{:<30} heartbeat {:>7.1} s ago  {:>4} bucket(s)  {}",
+            h.host,
+            h.heartbeat_age_sec,
+            h.buckets.len(),
+            jetmond::fleet::lease_store::ranges(&h.buckets)
+        );
+    }
+    Ok(())
+}
+
+/// Options of commands that only need the config file (`db init`, `fleet status`).
 #[derive(Debug, clap::Args)]
-pub struct DbInitArgs {
+pub struct ConfigFileArgs {
     /// The JSON config file naming the database.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
 }
 
 /// `jetmond db init`: creates the table, index and optional columns if they are missing.
-pub fn db_init(args: DbInitArgs) -> Result<(), RunError> {
+pub fn db_init(args: ConfigFileArgs) -> Result<(), RunError> {
     let config = load_config(Some(&args.config))?;
     let Some(db) = &config.database else {
         return Err(RunError::Unsupported(
@@ -156,7 +214,7 @@ fn veriflier_pool(config: &Config, monitor_name: &str) -> Result<Option<Veriflie
         }
     };
     let ca = set(&config.veriflier_ca_file).then_some(config.veriflier_ca_file.as_path());
-    let tls = jetmond::tls::client_config(ca, identity).map_err(|e| RunError::Unsupported(e.to_string()))?;
+    let tls = ClientTls::from_files(ca, identity).map_err(|e| RunError::Unsupported(e.to_string()))?;
     let timeout = Duration::from_secs(config.timeout_for_requests_sec);
     let mut clients = Vec::with_capacity(config.verifiers.len());
     for v in &config.verifiers {
@@ -170,7 +228,7 @@ fn veriflier_pool(config: &Config, monitor_name: &str) -> Result<Option<Veriflie
             v.name.clone(),
             &format!("https://{host}:{}", v.port),
             v.auth_token.clone(),
-            Arc::clone(&tls),
+            tls.clone(),
             timeout,
         )
         .map_err(|e| RunError::Unsupported(format!("veriflier {:?}: {e}", v.name)))?
@@ -268,7 +326,8 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
         })?;
         tracing::info!(%bound, "demo target listening");
     }
-    let store = open_store(&config)?;
+    // The keeper lives as long as the daemon runs; dropping it after the daemon stops gives the leases up.
+    let (store, _lease_keeper) = open_store(&config)?;
     let notifier = jetmond::outbox::notifier_from_config(&config, &config.resolved_host_name())?;
     let signals = Arc::new(Signals::default());
     for (signal, flag) in [
@@ -286,11 +345,26 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
     let machine = StatusMachine::new(config.machine_config());
     let verifliers = veriflier_pool(&config, &settings.host_name)?;
     let batch_size = config.veriflier_batch_size as usize;
+    // Validated when the config was loaded.
+    let ops_address = config.ops_address().map_err(RunError::Unsupported)?;
+    let weather = config.weather_guard(std::time::Instant::now());
     let reloader = reloader(args.config.clone(), config, args.once);
-    let mut daemon = Daemon::new(settings, engine, store, notifier, machine, signals).with_reloader(reloader);
+    let mut daemon = Daemon::new(settings, engine, store, notifier, machine, signals)
+        .with_reloader(reloader)
+        .with_weather(weather);
     if let Some(pool) = verifliers {
         daemon = daemon.with_verifliers(pool, batch_size);
     }
+    // Kept until the loop returns: dropping the server stops it.
+    let _ops_server = match ops_address {
+        Some(addr) => {
+            let state = Arc::new(jetmond::ops::OpsState::new());
+            let server = jetmond::ops::OpsServer::start(addr, Arc::clone(&state))?;
+            daemon = daemon.with_ops(state);
+            Some(server)
+        }
+        None => None,
+    };
     daemon.run();
     Ok(())
 }

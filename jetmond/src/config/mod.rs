@@ -119,12 +119,24 @@ pub struct Config {
     pub allow_networks: Vec<String>,
     /// Fixed answers for names, curl style (`"HOST:PORT:ADDR"`, PORT `*` for any), used before DNS.
     pub resolve: Vec<String>,
+    /// Share the bucket range with the other hosts of the fleet through expiring leases in the database,
+    /// instead of owning `bucket_no_min..=bucket_no_max` alone. Needs `database`.
+    pub bucket_leases: bool,
+    /// A lease (and a host's heartbeat) lasts this long; a host that stops heartbeating loses its buckets
+    /// to the others within about this time plus one heartbeat.
+    pub lease_ttl_sec: u64,
+    /// Seconds between heartbeats (each renews this host's leases and rebalances).
+    pub lease_heartbeat_sec: u64,
     /// PEM file of the CA certificates that may sign the verifliers' certificates. Empty: the web PKI roots.
     pub veriflier_ca_file: PathBuf,
     /// Client certificate (PEM chain) presented to verifliers that ask for one. Empty: none.
     pub veriflier_client_cert_file: PathBuf,
     /// Private key (PEM) of `veriflier_client_cert_file`.
     pub veriflier_client_key_file: PathBuf,
+    /// Address of the ops endpoint (`/metrics`, `/healthz`, `/readyz`, `/api/…`, the status page at `/`),
+    /// e.g. `127.0.0.1:7802` (the original's status port). Plain HTTP without authentication: bind it to
+    /// a private address. Empty: no endpoint.
+    pub ops_listen: String,
 
     // --- WPCOM delivery and its outbox (see `outbox`) ---
     /// Where notifications are delivered: an `https://` URL. Empty: nowhere, notifications are only
@@ -156,6 +168,31 @@ pub struct Config {
     pub outbox_retry_initial_ms: u64,
     /// Longest delay between two attempts, in seconds.
     pub outbox_retry_max_sec: u64,
+
+    // --- internet-weather guard (see `weather`; the rule is in `veriflierd::weather::detector`) ---
+    /// Known-good URLs checked every `weather_canary_interval_sec`; when all fail, the monitor's own network
+    /// is taken to be down. Empty: only the failure-ratio and resolver rules.
+    pub weather_canaries: Vec<String>,
+    /// Seconds between two checks of each canary.
+    pub weather_canary_interval_sec: u64,
+    /// Consecutive failures of every canary that start degraded mode.
+    pub weather_canary_failures: u32,
+    /// Span of the sliding window of check results, in seconds (12 buckets).
+    pub weather_window_sec: u64,
+    /// Recent checks needed before the failure ratio can start degraded mode; 0 turns that rule off.
+    pub weather_min_samples: u64,
+    /// Degraded when at least this percentage of the recent checks failed (or more, see the next two).
+    pub weather_min_failure_pct: u8,
+    /// ...and at least this many times the usual failure ratio...
+    pub weather_baseline_factor: u32,
+    /// ...plus this many percentage points.
+    pub weather_baseline_margin_pct: u8,
+    /// Recent checks failing with `dns_unavailable` that make the resolver down; 0 turns that rule off.
+    pub weather_dns_unavailable_min: u64,
+    /// ...when they are at least this percentage of the recent checks.
+    pub weather_dns_unavailable_pct: u8,
+    /// Seconds every rule must stay clear before degraded mode is left.
+    pub weather_hold_sec: u64,
 }
 
 /// How notifications are delivered to `wpcom_url`.
@@ -266,9 +303,13 @@ impl Default for Config {
             demo_target: String::new(),
             allow_networks: Vec::new(),
             resolve: Vec::new(),
+            bucket_leases: false,
+            lease_ttl_sec: 30,
+            lease_heartbeat_sec: 10,
             veriflier_ca_file: PathBuf::new(),
             veriflier_client_cert_file: PathBuf::new(),
             veriflier_client_key_file: PathBuf::new(),
+            ops_listen: String::new(),
             wpcom_url: String::new(),
             wpcom_mode: WpcomMode::Original,
             wpcom_ca_file: PathBuf::new(),
@@ -281,6 +322,17 @@ impl Default for Config {
             outbox_concurrency: 8,
             outbox_retry_initial_ms: 1_000,
             outbox_retry_max_sec: 300,
+            weather_canaries: Vec::new(),
+            weather_canary_interval_sec: 10,
+            weather_canary_failures: 3,
+            weather_window_sec: 60,
+            weather_min_samples: 50,
+            weather_min_failure_pct: 50,
+            weather_baseline_factor: 3,
+            weather_baseline_margin_pct: 10,
+            weather_dns_unavailable_min: 20,
+            weather_dns_unavailable_pct: 25,
+            weather_hold_sec: 60,
         }
     }
 }
@@ -383,6 +435,12 @@ impl Config {
                 ));
             }
         }
+        if let Err(e) = self.ops_address() {
+            return Some(("ops_listen", e));
+        }
+        if let Some(problem) = self.weather_impossibility() {
+            return Some(problem);
+        }
         if let Some(problem) = self.wpcom_impossibility() {
             return Some(problem);
         }
@@ -408,6 +466,17 @@ impl Config {
         self.allow_networks.iter().map(|n| n.parse()).collect()
     }
 
+    /// `ops_listen` parsed: `None` when empty (no ops endpoint).
+    pub fn ops_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        if self.ops_listen.is_empty() {
+            return Ok(None);
+        }
+        self.ops_listen
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{:?} is not an IP:port address: {e}", self.ops_listen))
+    }
+
     /// `resolve` parsed.
     pub fn resolve_overrides(
         &self,
@@ -421,6 +490,21 @@ impl Config {
         }
         if let Err(e) = self.resolve_overrides() {
             return Some(("resolve", e.to_string()));
+        }
+        if self.bucket_leases {
+            if self.database.is_none() {
+                return Some(("bucket_leases", "needs `database`: the leases live in it".into()));
+            }
+            if self.lease_heartbeat_sec == 0 || self.lease_heartbeat_sec * 2 > self.lease_ttl_sec {
+                return Some((
+                    "lease_heartbeat_sec",
+                    format!(
+                        "must be at least 1 and at most half of lease_ttl_sec ({}), so one late heartbeat does not \
+                         lose the leases",
+                        self.lease_ttl_sec
+                    ),
+                ));
+            }
         }
         if !self.wpcom_url.is_empty() {
             match url::Url::parse(&self.wpcom_url) {
@@ -785,6 +869,18 @@ mod tests {
     fn invalid_json_rejected_naming_the_file() {
         let file = TempConfig::new(r#"{"NUM_OF_CHECKS": 3,"#);
         assert!(matches!(file.load(&[]), Err(ConfigError::Syntax { path, .. }) if path == file.path));
+    }
+
+    #[test]
+    fn ops_listen_must_be_an_address() {
+        let file = TempConfig::new(r#"{"ops_listen": "localhost"}"#);
+        assert!(matches!(file.load(&[]), Err(ConfigError::ImpossibleValue { at, .. }) if at.key == "ops_listen"));
+        let file = TempConfig::new(r#"{"ops_listen": "127.0.0.1:7802"}"#);
+        let address = file
+            .load(&[])
+            .ok()
+            .and_then(|loaded| loaded.config.ops_address().ok().flatten());
+        assert_eq!(address, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 7802))));
     }
 
     #[test]

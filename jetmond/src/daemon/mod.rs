@@ -14,16 +14,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use jetmon_engine::{CheckRequest, CheckResult, Engine, Verdict};
 
+use crate::ops::{LoopState, OpsPublisher, OpsState};
 use crate::status::{
     Action, BlogId, CheckOutcome, Event, LocalCheck, MachineConfig, StatusMachine, UnixMillis, VeriflierAnswer,
     VeriflierUnavailable,
 };
 use crate::store::{Site, SiteStore, StatusUpdate};
+use crate::weather::{WeatherGuard, WeatherHandle, WeatherSettings};
 use notify::Notifier;
 use schedule::{Rechecks, RoundPlan};
 use veriflierd::protocol::CheckItem;
 use verifliers::{VeriflierPool, VeriflierReply};
 
+/// Canary interval of the default guard (which has no canaries; `jetmond run` sets its own guard).
+const DEFAULT_CANARY_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest the loop sleeps waiting for results, so schedules and signals are looked at often enough.
 const LOOP_WAIT: Duration = Duration::from_millis(20);
 /// Status updates are written back at least this often (and at the end of a round, and at shutdown).
@@ -115,6 +119,12 @@ pub struct Daemon {
     veriflier_batch_size: usize,
     /// Results counted at the last stats line, for the rate.
     results_at_last_stats: u64,
+    /// Why the last store access failed; `None` after a success (readiness).
+    last_store_error: Option<String>,
+    /// Where the ops endpoint reads from, when it runs.
+    ops: Option<OpsPublisher>,
+    /// The internet-weather guard: canaries, and whether failures are held back (see `crate::weather`).
+    weather: WeatherGuard,
 }
 
 impl Daemon {
@@ -148,13 +158,38 @@ impl Daemon {
             pending_asks: Vec::new(),
             veriflier_batch_size: 1,
             results_at_last_stats: 0,
+            last_store_error: None,
+            ops: None,
+            weather: WeatherGuard::new(
+                WeatherSettings::default(),
+                Vec::new(),
+                DEFAULT_CANARY_INTERVAL,
+                Instant::now(),
+            ),
         }
+    }
+
+    /// Replaces the internet-weather guard (the default one has the default thresholds and no canaries).
+    pub fn with_weather(mut self, guard: WeatherGuard) -> Daemon {
+        self.weather = guard;
+        self
+    }
+
+    /// A read handle on the internet-weather guard: clear or degraded (why, since when), what was held back.
+    pub fn weather(&self) -> WeatherHandle {
+        self.weather.handle()
     }
 
     /// Confirms DOWN decisions with these verifliers, `batch_size` sites per request.
     pub fn with_verifliers(mut self, pool: VeriflierPool, batch_size: usize) -> Daemon {
         self.verifliers = Some(pool);
         self.veriflier_batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Publishes counters, site histories and snapshots of the loop into `state` for the ops endpoint.
+    pub fn with_ops(mut self, state: Arc<OpsState>) -> Daemon {
+        self.ops = Some(OpsPublisher::new(state));
         self
     }
 
@@ -194,8 +229,10 @@ impl Daemon {
             }
             self.maybe_start_round(now);
             self.dispatch(now);
+            self.tend_weather(now);
             self.collect_results(LOOP_WAIT);
             self.exchange_with_verifliers();
+            self.publish_ops(now);
             if self.settings.once && self.first_round_done() {
                 tracing::info!(rechecks_dropped = self.rechecks.len(), "--once: the round is checked");
                 break;
@@ -251,6 +288,7 @@ impl Daemon {
         });
         if let Err(e) = result {
             self.stats.store_errors += 1;
+            self.last_store_error = Some(e.to_string());
             tracing::error!(retry_in = ?self.store_retry, "cannot load sites: {e}; checking the previous list meanwhile");
             self.next_round_at = now + self.store_retry;
             self.store_retry = (self.store_retry * 2).min(STORE_RETRY_MAX);
@@ -261,6 +299,7 @@ impl Daemon {
             return;
         }
         self.store_retry = STORE_RETRY_FIRST;
+        self.last_store_error = None;
         let mut order = Vec::with_capacity(loaded.len());
         let mut seen = HashSet::with_capacity(loaded.len());
         for site in loaded {
@@ -280,6 +319,9 @@ impl Daemon {
         // Sites gone from the store (removed, deactivated, moved to another host's buckets) are forgotten.
         for gone in self.current_sites.difference(&seen) {
             self.machine.forget(*gone);
+            if let Some(ops) = &self.ops {
+                ops.state().forget(*gone);
+            }
             self.last_round_check.remove(gone);
         }
         self.current_sites = seen;
@@ -350,6 +392,17 @@ impl Daemon {
         }
     }
 
+    /// Sends the canaries that are due and lets the guard leave degraded mode when no results come.
+    fn tend_weather(&mut self, now: Instant) {
+        let canaries = self.weather.due_canaries(now);
+        if !canaries.is_empty() {
+            if let Err(e) = self.engine.submitter().submit_many(canaries) {
+                tracing::error!("engine refused canary checks: {e}");
+            }
+        }
+        self.weather.evaluate(now);
+    }
+
     fn collect_results(&mut self, wait: Duration) {
         let first = match self.engine.results().recv_timeout(wait) {
             Ok(r) => r,
@@ -362,6 +415,12 @@ impl Daemon {
     }
 
     fn on_result(&mut self, result: CheckResult) {
+        let now = Instant::now();
+        if self.weather.observe(now, &result) {
+            // A canary's result: it only tells the guard about the network.
+            self.weather.evaluate(now);
+            return;
+        }
         self.in_flight.remove(&result.id);
         self.stats.results += 1;
         match result.verdict {
@@ -370,6 +429,13 @@ impl Daemon {
         }
         if !self.current_sites.contains(&result.id) {
             return; // Removed from the store while its check ran.
+        }
+        self.weather.evaluate(now);
+        if result.verdict != Verdict::Up && self.weather.is_degraded() {
+            // The monitor's own network is unwell: this failure says nothing about the site. Not feeding it
+            // keeps it from becoming a re-check, a veriflier request or a DOWN decision.
+            self.weather.count_held_back(1);
+            return;
         }
         let event = Event::LocalCheck(LocalCheck {
             blog_id: result.id,
@@ -385,6 +451,13 @@ impl Daemon {
         });
         let actions = self.machine.handle(event);
         self.act(actions);
+        if let Some(ops) = &self.ops {
+            let status = self
+                .machine
+                .site(result.id)
+                .map(|s| (s.status(), s.last_status_change()));
+            ops.state().record_result(&result, wall_now(), status);
+        }
     }
 
     fn act(&mut self, actions: Vec<Action>) {
@@ -395,11 +468,16 @@ impl Daemon {
                     blog_id,
                     status,
                     last_status_change,
-                } => self.pending_updates.push(StatusUpdate {
-                    blog_id,
-                    status,
-                    last_status_change,
-                }),
+                } => {
+                    if let Some(ops) = &self.ops {
+                        ops.state().status_changed(blog_id, status, last_status_change);
+                    }
+                    self.pending_updates.push(StatusUpdate {
+                        blog_id,
+                        status,
+                        last_status_change,
+                    });
+                }
                 Action::Notify(notification) => {
                     self.stats.notifications += 1;
                     tracing::info!(
@@ -408,8 +486,12 @@ impl Daemon {
                         status = ?notification.status_id,
                         "status change"
                     );
-                    if let Err(e) = self.notifier.notify(&notification) {
+                    let accepted = self.notifier.notify(&notification);
+                    if let Err(e) = &accepted {
                         tracing::error!("{e}");
+                    }
+                    if let Some(ops) = &self.ops {
+                        ops.state().notified(&notification, accepted.is_ok());
                     }
                 }
                 Action::AskVerifliers { blog_id, monitor_url } => {
@@ -496,10 +578,14 @@ impl Daemon {
             return;
         }
         match self.store.persist_statuses(&self.pending_updates) {
-            Ok(()) => self.pending_updates.clear(),
+            Ok(()) => {
+                self.pending_updates.clear();
+                self.last_store_error = None;
+            }
             Err(e) => {
                 // Keep them: the next attempt writes them with whatever came since.
                 self.stats.store_errors += 1;
+                self.last_store_error = Some(e.to_string());
                 tracing::error!(pending = self.pending_updates.len(), "cannot write statuses back: {e}");
             }
         }
@@ -510,11 +596,7 @@ impl Daemon {
         let (dispatched, total) = self.round.as_ref().map(|r| (r.dispatched(), r.len())).unwrap_or((0, 0));
         let rate = (self.stats.results - self.results_at_last_stats) as f64 / since_last.as_secs_f64().max(1e-3);
         self.results_at_last_stats = self.stats.results;
-        // Lag: how far behind its start time the next round is because this one is still being dispatched.
-        let lag = match &self.round {
-            Some(round) if !round.is_dispatched() => Instant::now().saturating_duration_since(self.next_round_at),
-            _ => Duration::ZERO,
-        };
+        let lag = self.round_lag(Instant::now());
         tracing::info!(
             round = self.stats.rounds,
             progress = format!("{dispatched}/{total}"),
@@ -527,6 +609,41 @@ impl Daemon {
             rechecks_waiting = self.rechecks.len(),
             notifications = self.stats.notifications,
             "stats"
+        );
+    }
+
+    /// How far behind its start time the next round is because this one is still being dispatched.
+    fn round_lag(&self, now: Instant) -> Duration {
+        match &self.round {
+            Some(round) if !round.is_dispatched() => now.saturating_duration_since(self.next_round_at),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Tells the ops view how the loop is doing: cheap on every turn, a full snapshot every
+    /// `ops::state::PUBLISH_INTERVAL`.
+    fn publish_ops(&mut self, now: Instant) {
+        let lag = self.round_lag(now);
+        let Some(ops) = &mut self.ops else { return };
+        let finished = self.in_flight.is_empty() && self.round.as_ref().is_some_and(RoundPlan::is_dispatched);
+        ops.note_round(now, self.round.as_ref().map(RoundPlan::started), finished);
+        if !ops.due(now) {
+            return;
+        }
+        ops.publish(
+            now,
+            LoopState {
+                daemon: self.stats,
+                engine: self.engine.stats(),
+                round_interval: self.settings.round_interval,
+                round_progress: self.round.as_ref().map_or((0, 0), |r| (r.dispatched(), r.len())),
+                round_lag: lag,
+                sites_tracked: self.current_sites.len(),
+                rechecks_waiting: self.rechecks.len(),
+                store_error: self.last_store_error.clone(),
+                verifliers: self.verifliers.as_ref().map(VeriflierPool::health).unwrap_or_default(),
+                outbox: self.notifier.delivery_stats(),
+            },
         );
     }
 

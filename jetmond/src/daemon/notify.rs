@@ -25,6 +25,11 @@ pub trait Notifier: Send {
     /// Takes one notification. An error is logged by the caller; the notifier must not lose what it
     /// already accepted.
     fn notify(&mut self, notification: &Notification) -> Result<(), NotifyError>;
+
+    /// Delivery counts for the ops view, for a notifier that delivers through the WPCOM outbox.
+    fn delivery_stats(&self) -> Option<crate::outbox::OutboxStats> {
+        None
+    }
 }
 
 /// Appends notifications to a JSON Lines file (one object per line, flushed and synced per line so a crash

@@ -73,6 +73,10 @@ impl OutboxNotifier {
 }
 
 impl Notifier for OutboxNotifier {
+    fn delivery_stats(&self) -> Option<crate::outbox::OutboxStats> {
+        Some(self.stats())
+    }
+
     fn notify(&mut self, notification: &Notification) -> Result<(), NotifyError> {
         let journaled = match &mut self.journal {
             Some(journal) => journal.notify(notification),

@@ -14,16 +14,14 @@
 //! object whose `success` is `false` (or `0`, `"false"`) is a refusal. Anything else is retried.
 //!
 //! TLS is always verified: against `wpcom_ca_file`, or the built-in Mozilla roots. The client certificate
-//! is optional. The crypto is rustls on the ring provider, as in the engine.
+//! is optional. The files are read by [`veriflierd::tls::ClientTls`], shared with the veriflier client;
+//! the crypto is rustls on the ring provider, as in the engine.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
-use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+use veriflierd::tls::ClientTls;
 
 use super::{OutboxEntry, OutboxError};
 use crate::config::{Config, WpcomMode};
@@ -110,56 +108,17 @@ impl WpcomClient {
     /// Reads the CA and client certificate files and builds the client. Every file problem is reported
     /// here, at start, rather than as a failed delivery.
     pub fn new(settings: WpcomSettings) -> Result<WpcomClient, OutboxError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = match &settings.ca_file {
-            Some(path) => Some(read_certificates(path, "CA file")?),
-            None => None,
-        };
-        let identity = match &settings.client_identity {
-            Some((cert_path, key_path)) => {
-                let chain = read_certificates(cert_path, "client certificate file")?;
-                let key_error = |reason: String| OutboxError::Tls {
-                    what: "client key file",
-                    path: key_path.clone(),
-                    reason,
-                };
-                let pem = std::fs::read(key_path).map_err(|error| key_error(error.to_string()))?;
-                let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|error| key_error(error.to_string()))?;
-                // The same key in ureq's type (whose key-kind enum is not public, so it parses the PEM itself).
-                let ureq_key = PrivateKey::from_pem(&pem).map_err(|error| key_error(error.to_string()))?;
-                Some((chain, key, ureq_key, cert_path.clone()))
-            }
-            None => None,
-        };
-        // Build the rustls config ourselves once: it checks that the CA certificates parse and the key
-        // matches the certificate, which ureq would only find out (by panicking) at the first request.
-        let ca = roots.as_deref().zip(settings.ca_file.as_deref());
-        check_tls_config(
-            &provider,
-            ca,
-            identity.as_ref().map(|(chain, key, _, path)| (chain, key, path)),
-        )?;
-
-        let mut tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .unversioned_rustls_crypto_provider(provider);
-        if let Some(roots) = &roots {
-            tls = tls.root_certs(RootCerts::new_with_certs(
-                &roots
-                    .iter()
-                    .map(|der| Certificate::from_der(der).to_owned())
-                    .collect::<Vec<_>>(),
-            ));
-        } else {
-            tls = tls.root_certs(RootCerts::WebPki);
-        }
-        if let Some((chain, _, key, _)) = identity {
-            let chain: Vec<Certificate<'static>> =
-                chain.iter().map(|der| Certificate::from_der(der).to_owned()).collect();
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-        }
+        let identity = settings
+            .client_identity
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()));
+        let tls = ClientTls::from_files(settings.ca_file.as_deref(), identity).map_err(|error| OutboxError::Tls {
+            what: error.what(),
+            path: error.path().map(Path::to_path_buf).unwrap_or_default(),
+            reason: error.reason(),
+        })?;
         let agent = ureq::Agent::config_builder()
-            .tls_config(tls.build())
+            .tls_config(tls.ureq_config())
             .timeout_global(Some(settings.timeout))
             // Statuses are judged here, with the body in the error; ureq would drop it.
             .http_status_as_error(false)
@@ -253,57 +212,6 @@ fn quote(body: &str) -> String {
         quoted.push('…');
     }
     quoted
-}
-
-fn read_certificates(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, OutboxError> {
-    let error = |reason: String| OutboxError::Tls {
-        what,
-        path: path.to_owned(),
-        reason,
-    };
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|e| error(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(e.to_string()))?;
-    if certificates.is_empty() {
-        return Err(error("holds no PEM certificate".into()));
-    }
-    Ok(certificates)
-}
-
-fn check_tls_config(
-    provider: &Arc<rustls::crypto::CryptoProvider>,
-    roots: Option<(&[CertificateDer<'static>], &Path)>,
-    identity: Option<(&Vec<CertificateDer<'static>>, &PrivateKeyDer<'static>, &PathBuf)>,
-) -> Result<(), OutboxError> {
-    let mut store = rustls::RootCertStore::empty();
-    if let Some((roots, path)) = roots {
-        for root in roots {
-            store.add(root.clone()).map_err(|error| OutboxError::Tls {
-                what: "CA file",
-                path: path.to_path_buf(),
-                reason: error.to_string(),
-            })?;
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|error| OutboxError::Tls {
-            what: "TLS setup",
-            path: PathBuf::new(),
-            reason: error.to_string(),
-        })?
-        .with_root_certificates(store);
-    if let Some((chain, key, cert_path)) = identity {
-        builder
-            .with_client_auth_cert(chain.clone(), key.clone_key())
-            .map_err(|error| OutboxError::Tls {
-                what: "client certificate file",
-                path: cert_path.to_path_buf(),
-                reason: format!("unusable with its key: {error}"),
-            })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! ```
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql::prelude::{FromValue, Queryable};
@@ -27,6 +28,7 @@ use mysql::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledConn, Row,
 
 use super::{Site, SiteStore, StatusUpdate, StoreError};
 use crate::config::DatabaseConfig;
+use crate::fleet::LeasedBuckets;
 use crate::status::{SiteStatus, UnixMillis};
 
 /// How long to wait for the TCP connection to the database: a dead host must not stall the control
@@ -47,6 +49,8 @@ pub const MIGRATION_001_SQL: &str = include_str!("../../migrations/001_jetpack_m
 pub const MIGRATION_002_SQL: &str = include_str!("../../migrations/002_check_interval.sql");
 /// The notification outbox (`crate::outbox`), applied by [`MysqlStore::init_schema`].
 pub const MIGRATION_003_SQL: &str = include_str!("../../migrations/003_notification_outbox.sql");
+/// The bucket-lease tables of self-organising fleets.
+pub const MIGRATION_004_SQL: &str = include_str!("../../migrations/004_bucket_leases.sql");
 
 /// The control thread uses one connection at a time; the second slot lets `db init` or a status write
 /// overlap a page read without waiting for it.
@@ -77,6 +81,8 @@ pub struct MysqlStore {
     /// `host:port`, named in every error. Never the URL: it may carry the password.
     server: String,
     buckets: RangeInclusive<u16>,
+    /// With bucket leases, the buckets this host holds replace `buckets` at each round.
+    leased: Option<Arc<LeasedBuckets>>,
     batch_buckets: u32,
     variable_intervals: bool,
     db_updates: bool,
@@ -127,10 +133,22 @@ impl MysqlStore {
             pool,
             server,
             buckets,
+            leased: None,
             batch_buckets: batch_buckets.max(1),
             variable_intervals,
             db_updates,
         })
+    }
+
+    /// Loads the buckets this host leases (see [`crate::fleet`]) instead of the fixed range.
+    pub fn with_leased_buckets(mut self, leased: Arc<LeasedBuckets>) -> Self {
+        self.leased = Some(leased);
+        self
+    }
+
+    /// The connection pool and the `host:port` for errors, shared with the lease keeper.
+    pub fn pool(&self) -> (Pool, String) {
+        (self.pool.clone(), self.server.clone())
     }
 
     /// Creates the table, its index and the `check_interval` column, each only if it is missing, so it can
@@ -211,7 +229,11 @@ impl SiteStore for MysqlStore {
             SELECT_SITES
         };
         let mut conn = self.conn()?;
-        for (first, last) in bucket_pages(&self.buckets, self.batch_buckets) {
+        let pages: Vec<(u16, u16)> = match &self.leased {
+            Some(leased) => set_pages(&leased.begin_round(), self.batch_buckets),
+            None => bucket_pages(&self.buckets, self.batch_buckets).collect(),
+        };
+        for (first, last) in pages {
             let context = format!("reading buckets {first}..={last}");
             let rows = conn
                 .exec_iter(sql, (first, last))
@@ -310,6 +332,24 @@ fn bucket_pages(range: &RangeInclusive<u16>, per_page: u32) -> impl Iterator<Ite
         // Both bounds lie within `range`, whose ends are u16.
         Some((u16::try_from(first).ok()?, u16::try_from(last).ok()?))
     })
+}
+
+/// Pages over a sorted set of buckets: runs of consecutive buckets, cut every `per_page` buckets, so each
+/// page is still one `BETWEEN` query.
+fn set_pages(buckets: &[u16], per_page: u32) -> Vec<(u16, u16)> {
+    let per_page = usize::try_from(per_page.max(1)).unwrap_or(usize::MAX);
+    let mut pages = Vec::new();
+    let mut start = 0;
+    while start < buckets.len() {
+        let mut end = start;
+        while end + 1 < buckets.len() && end + 1 - start < per_page && buckets[end + 1] == buckets[end].wrapping_add(1)
+        {
+            end += 1;
+        }
+        pages.push((buckets[start], buckets[end]));
+        start = end + 1;
+    }
+    pages
 }
 
 /// Turns one row of [`SELECT_SITES`] (or [`SELECT_SITES_WITH_INTERVAL`]) into a [`Site`], or says what is
@@ -455,14 +495,19 @@ impl std::fmt::Display for SchemaGuard {
 /// The statements of the migration files, in order, each with its guard. The guard is read from the
 /// statement itself (its backquoted names) so the files stay the single place that names things.
 fn migration_steps() -> Result<Vec<MigrationStep>, String> {
-    [MIGRATION_001_SQL, MIGRATION_002_SQL, MIGRATION_003_SQL]
-        .into_iter()
-        .flat_map(sql_statements)
-        .map(|statement| {
-            let guard = guard_for(&statement)?;
-            Ok(MigrationStep { guard, statement })
-        })
-        .collect()
+    [
+        MIGRATION_001_SQL,
+        MIGRATION_002_SQL,
+        MIGRATION_003_SQL,
+        MIGRATION_004_SQL,
+    ]
+    .into_iter()
+    .flat_map(sql_statements)
+    .map(|statement| {
+        let guard = guard_for(&statement)?;
+        Ok(MigrationStep { guard, statement })
+    })
+    .collect()
 }
 
 /// The `;`-separated statements of a migration file, without its `--` comment lines.
@@ -523,7 +568,7 @@ mod tests {
     }
 
     #[test]
-    fn migrations_are_the_table_its_index_the_interval_column_and_the_outbox() {
+    fn migrations_are_the_table_its_index_the_interval_column_the_outbox_and_the_leases() {
         let guards: Vec<SchemaGuard> = migration_steps()
             .unwrap_or_default()
             .into_iter()
@@ -543,6 +588,12 @@ mod tests {
                 },
                 SchemaGuard::Table {
                     table: "jetmon_notification_outbox".into()
+                },
+                SchemaGuard::Table {
+                    table: "jetmon_fleet_host".into()
+                },
+                SchemaGuard::Table {
+                    table: "jetmon_bucket_lease".into()
                 },
             ]
         );
@@ -578,6 +629,15 @@ mod tests {
     fn bucket_pages_end_at_u16_max_without_overflow() {
         let pages: Vec<_> = bucket_pages(&(65_530..=u16::MAX), 4).collect();
         assert_eq!(pages, vec![(65_530, 65_533), (65_534, 65_535)]);
+    }
+
+    #[test]
+    fn leased_bucket_sets_page_by_runs() {
+        assert_eq!(
+            set_pages(&[0, 1, 2, 3, 4, 9, 10, 20], 2),
+            vec![(0, 1), (2, 3), (4, 4), (9, 10), (20, 20)]
+        );
+        assert!(set_pages(&[], 4).is_empty());
     }
 
     #[test]

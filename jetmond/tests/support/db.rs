@@ -4,8 +4,9 @@
 //! variable is unset and the server cannot be reached, tests skip with a message; when it is set (CI), an
 //! unreachable server fails the test.
 
+use std::process::Command;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jetmond::store::mysql::MysqlStore;
 use mysql::prelude::Queryable;
@@ -138,5 +139,86 @@ impl Drop for TestDb {
             Ok(()) => {}
             Err(error) => eprintln!("could not drop test database {}: {error}", self.name),
         }
+    }
+}
+
+/// The MariaDB server executable, as the machine's service setup starts it.
+pub const MARIADBD: &str = "/usr/sbin/mariadbd";
+
+/// Stops the local server and makes sure it runs again when dropped, even if the test fails midway.
+pub struct StoppedServer {
+    url: String,
+    restarted: bool,
+}
+
+impl StoppedServer {
+    pub fn stop(url: &str) -> StoppedServer {
+        let status = Command::new("mariadb-admin")
+            .args(["-h127.0.0.1", "-uroot", "shutdown"])
+            .status();
+        // Built before the asserts so a failed shutdown still restarts whatever half-stopped.
+        let stopped = StoppedServer {
+            url: url.to_owned(),
+            restarted: false,
+        };
+        assert!(
+            matches!(status, Ok(status) if status.success()),
+            "mariadb-admin shutdown: {status:?}"
+        );
+        // The port closes before the process exits; until it has, `start --oknodo` would see it running
+        // and start nothing.
+        assert!(
+            wait_for(|| connect(url).is_err() && !server_process_running()),
+            "the server is still running {SERVER_STATE_TIMEOUT:?} after shutdown"
+        );
+        stopped
+    }
+
+    /// Starts the server and waits until it answers; true if it does within [`SERVER_STATE_TIMEOUT`].
+    pub fn start_and_wait(&mut self) -> bool {
+        self.restarted = true;
+        // Started again whenever no process is found, in case a start raced with a late exit.
+        wait_for(|| {
+            if !server_process_running() {
+                let started = Command::new("start-stop-daemon")
+                    .args(["--start", "--oknodo", "--background", "--exec", MARIADBD])
+                    .status();
+                if !matches!(started, Ok(status) if status.success()) {
+                    eprintln!("start-stop-daemon --start: {started:?}");
+                }
+            }
+            connect(&self.url).is_ok()
+        })
+    }
+}
+
+impl Drop for StoppedServer {
+    fn drop(&mut self) {
+        if !self.restarted && !self.start_and_wait() {
+            // No panic here: panicking again while a failed test unwinds would abort the whole run.
+            eprintln!("MariaDB did not come back within {SERVER_STATE_TIMEOUT:?} after the restart test");
+        }
+    }
+}
+
+pub fn server_process_running() -> bool {
+    // `--status` exits 0 when a process runs that executable.
+    let status = Command::new("start-stop-daemon")
+        .args(["--status", "--exec", MARIADBD])
+        .status();
+    matches!(status, Ok(status) if status.success())
+}
+
+/// Polls `condition` until it holds or [`SERVER_STATE_TIMEOUT`] passes.
+pub fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + SERVER_STATE_TIMEOUT;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(SERVER_POLL_INTERVAL);
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod daemon;
 pub mod db;
+pub mod http;
 pub mod receiver;

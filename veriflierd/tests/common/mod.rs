@@ -17,6 +17,7 @@ use rustls::{ClientConfig, ClientConnection, ServerConnection, StreamOwned};
 use veriflierd::client::VeriflierClient;
 use veriflierd::config::{MonitorConfig, Token, VeriflierConfig};
 use veriflierd::server::{start, RunningServer, StartOptions};
+use veriflierd::tls::ClientTls;
 
 pub const VERIFLIER_IP: &str = "127.0.0.50";
 pub const MONITOR_IP: &str = "127.0.0.51";
@@ -59,7 +60,7 @@ pub fn options(ca: &TestCa) -> StartOptions {
     StartOptions {
         base_engine: engine,
         server_tls: Some(ca.server_config(&[VERIFLIER_IP])),
-        callback_tls: Some(ca.client_config()),
+        callback_tls: Some(client_tls(ca)),
         shutdown_grace: Duration::from_secs(2),
     }
 }
@@ -70,7 +71,12 @@ pub fn start_veriflier(ca: &TestCa, config: VeriflierConfig) -> RunningServer {
 
 pub fn client(ca: &TestCa, server: &RunningServer, token: &str) -> VeriflierClient {
     let url = format!("https://{}", server.local_addr());
-    VeriflierClient::new("v-test", &url, token, ca.client_config(), CLIENT_TIMEOUT).unwrap()
+    VeriflierClient::new("v-test", &url, token, client_tls(ca), CLIENT_TIMEOUT).unwrap()
+}
+
+/// Client TLS settings trusting only `ca`.
+pub fn client_tls(ca: &TestCa) -> ClientTls {
+    ClientTls::from_pem(Some(ca.cert_pem().as_bytes()), None).unwrap()
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
