@@ -590,6 +590,17 @@ mod tests {
     }
 
     #[test]
+    fn config_reference_lists_every_key() {
+        let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md");
+        let doc = std::fs::read_to_string(&doc_path).unwrap_or_default();
+        let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+        let keys: Vec<&String> = defaults.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+        assert!(!keys.is_empty());
+        let missing: Vec<&&String> = keys.iter().filter(|k| !doc.contains(&format!("| `{k}`"))).collect();
+        assert!(missing.is_empty(), "docs/config.md lacks rows for {missing:?}");
+    }
+
+    #[test]
     fn jetmond_sample_documents_exactly_the_defaults() {
         let path = sample("jetmond.sample.json");
         let loaded = Config::load(&path, Vec::new());
