@@ -76,6 +76,12 @@ pub fn run_capacity(urls: &[String], spec: &CapacitySpec) -> Result<CapacityOutc
     let requests: Vec<CheckRequest> = (0..spec.checks)
         .map(|i| CheckRequest::new(i as u64, urls[i % urls.len()].clone()))
         .collect();
+    // Hand pages freed by an earlier run back to the system, so this run's growth is not hidden by reuse.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     std::thread::sleep(SETTLE);
     let baseline_rss_kib = current_rss_kib().ok_or_else(unavailable)?;
     let started = Instant::now();

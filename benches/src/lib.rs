@@ -22,14 +22,18 @@
 //! - [`load`]: N checks through the engine against one URL, timed from submit to last result.
 //! - [`capacity`]: thousands of checks held in flight by slow targets, with the RSS they cost.
 //! - [`farm`]: the delay-target child process (the `farm` binary) and its command line.
+//! - [`peers`]: curl `--parallel`, the `reqcheck` binary (tokio + reqwest), blackbox_exporter, httpx.
+//! - [`dns_mix`]: host names through a local DNS server vs IP literals.
 //! - [`pki`], [`rss`], [`machine`], [`report`], [`scratch`]: certificates, memory, the host, the output.
 
 pub mod capacity;
+pub mod dns_mix;
 mod error;
 pub mod farm;
 pub mod load;
 pub mod machine;
 pub mod nginx;
+pub mod peers;
 pub mod pki;
 pub mod report;
 pub mod rss;

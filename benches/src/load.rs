@@ -86,14 +86,28 @@ pub fn resolved_threads(threads: usize) -> usize {
 
 /// Starts an engine, submits `spec.checks` checks at once and waits for every result.
 pub fn run_load(spec: &LoadSpec) -> Result<LoadOutcome, BenchError> {
-    let engine = Engine::start(bench_config(spec.max_in_flight, spec.threads, spec.ca_file.clone()))?;
-    let requests = (0..spec.checks as u64).map(|id| CheckRequest::new(id, spec.url.clone()));
+    let urls = vec![spec.url.clone(); spec.checks];
+    let config = bench_config(spec.max_in_flight, spec.threads, spec.ca_file.clone());
+    run_urls(&urls, config)
+}
+
+/// Starts an engine with `config`, submits one check per URL of `urls` at once and waits for every result.
+pub fn run_urls(urls: &[String], config: EngineConfig) -> Result<LoadOutcome, BenchError> {
+    let threads = resolved_threads(config.threads);
+    let engine = Engine::start(config)?;
+    let requests: Vec<CheckRequest> = urls
+        .iter()
+        .enumerate()
+        .map(|(id, url)| CheckRequest::new(id as u64, url.clone()))
+        .collect();
+    let checks = requests.len();
+    let what = urls.first().cloned().unwrap_or_default();
     let started = Instant::now();
     engine.submitter().submit_many(requests)?;
     let mut up = 0;
     let mut failures = BTreeMap::new();
     let mut received = 0;
-    while received < spec.checks {
+    while received < checks {
         let waited_out = started.elapsed() > LOAD_RUN_LIMIT;
         let result = match engine.results().recv_timeout(RESULT_WAIT) {
             Ok(result) if !waited_out => result,
@@ -101,7 +115,7 @@ pub fn run_load(spec: &LoadSpec) -> Result<LoadOutcome, BenchError> {
                 let limit = LOAD_RUN_LIMIT.min(started.elapsed());
                 engine.abort();
                 return Err(BenchError::Timeout {
-                    what: format!("{} checks of {} ({received} finished)", spec.checks, spec.url),
+                    what: format!("{checks} checks of {what}… ({received} finished)"),
                     limit,
                 });
             }
@@ -124,6 +138,6 @@ pub fn run_load(spec: &LoadSpec) -> Result<LoadOutcome, BenchError> {
         elapsed,
         up,
         failures,
-        threads: resolved_threads(spec.threads),
+        threads,
     })
 }

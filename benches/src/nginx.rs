@@ -43,6 +43,7 @@ pub struct Nginx {
     child: Child,
     http_addr: SocketAddr,
     https_addr: Option<SocketAddr>,
+    extra: Vec<SocketAddr>,
 }
 
 impl Nginx {
@@ -54,13 +55,23 @@ impl Nginx {
     /// Writes a config into `dir` and starts nginx in the foreground on free ports of 127.0.0.1, plain HTTP
     /// and, with `tls`, HTTPS. Returns once both ports accept connections.
     pub fn start(dir: &Path, tls: Option<&TlsFiles>) -> Result<Nginx, BenchError> {
+        Nginx::start_with_hosts(dir, tls, &[])
+    }
+
+    /// As [`Nginx::start`], and the plain-HTTP server also listens on the same port of each of `extra_hosts`
+    /// (other 127.0.0.0/8 addresses: targets for names a local DNS server resolves to several addresses).
+    pub fn start_with_hosts(dir: &Path, tls: Option<&TlsFiles>, extra_hosts: &[Ipv4Addr]) -> Result<Nginx, BenchError> {
         let http_addr = SocketAddr::new(LOOPBACK, free_port(LOOPBACK)?);
         let https_addr = match tls {
             Some(_) => Some(SocketAddr::new(LOOPBACK, free_port(LOOPBACK)?)),
             None => None,
         };
         let config_path = dir.join("nginx.conf");
-        let config = render_config(dir, http_addr, https_addr.zip(tls));
+        let extra: Vec<SocketAddr> = extra_hosts
+            .iter()
+            .map(|ip| SocketAddr::new(IpAddr::V4(*ip), http_addr.port()))
+            .collect();
+        let config = render_config(dir, http_addr, &extra, https_addr.zip(tls));
         fs::write(&config_path, config).map_err(BenchError::io(format!("write {}", config_path.display())))?;
         let error_log = dir.join("error.log");
         let child = Command::new(NGINX_BINARY)
@@ -79,6 +90,7 @@ impl Nginx {
             child,
             http_addr,
             https_addr,
+            extra,
         };
         nginx.wait_ready(&error_log)?;
         Ok(nginx)
@@ -89,6 +101,11 @@ impl Nginx {
         format!("http://{}/", self.http_addr)
     }
 
+    /// The plain-HTTP port (the same on every extra host).
+    pub fn http_port(&self) -> u16 {
+        self.http_addr.port()
+    }
+
     /// `https://127.0.0.1:PORT/` when started with TLS files.
     pub fn https_url(&self) -> Option<String> {
         self.https_addr.map(|addr| format!("https://{addr}/"))
@@ -96,7 +113,10 @@ impl Nginx {
 
     fn wait_ready(&mut self, error_log: &Path) -> Result<(), BenchError> {
         let started = Instant::now();
-        let addrs: Vec<SocketAddr> = std::iter::once(self.http_addr).chain(self.https_addr).collect();
+        let addrs: Vec<SocketAddr> = std::iter::once(self.http_addr)
+            .chain(self.https_addr)
+            .chain(self.extra.iter().copied())
+            .collect();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(BenchError::ToolFailed {
@@ -141,8 +161,17 @@ impl Drop for Nginx {
     }
 }
 
-fn render_config(dir: &Path, http_addr: SocketAddr, https: Option<(SocketAddr, &TlsFiles)>) -> String {
+fn render_config(
+    dir: &Path,
+    http_addr: SocketAddr,
+    extra: &[SocketAddr],
+    https: Option<(SocketAddr, &TlsFiles)>,
+) -> String {
     let dir = dir.display();
+    let extra_listen: String = extra
+        .iter()
+        .map(|addr| format!("        listen {addr} backlog={LISTEN_BACKLOG};\n"))
+        .collect();
     let tls_server = match https {
         Some((addr, files)) => format!(
             "    server {{\n\
@@ -173,6 +202,7 @@ fn render_config(dir: &Path, http_addr: SocketAddr, https: Option<(SocketAddr, &
          \x20   scgi_temp_path {dir}/scgi;\n\
          \x20   server {{\n\
          \x20       listen {http_addr} backlog={LISTEN_BACKLOG};\n\
+         {extra_listen}\
          \x20       location / {{ return 200; }}\n\
          \x20   }}\n\
          {tls_server}\
@@ -186,9 +216,15 @@ mod tests {
 
     #[test]
     fn config_keeps_every_path_in_the_scratch_dir() {
-        let config = render_config(Path::new("/tmp/x"), "127.0.0.1:8080".parse().unwrap(), None);
+        let config = render_config(
+            Path::new("/tmp/x"),
+            "127.0.0.1:8080".parse().unwrap(),
+            &["127.0.1.1:8080".parse().unwrap()],
+            None,
+        );
         assert!(config.contains("pid /tmp/x/nginx.pid;"));
         assert!(config.contains("listen 127.0.0.1:8080 backlog=4096;"));
+        assert!(config.contains("listen 127.0.1.1:8080 backlog=4096;"));
         assert!(config.contains("access_log off;"));
         assert!(!config.contains("ssl"));
     }
@@ -202,6 +238,7 @@ mod tests {
         let config = render_config(
             Path::new("/tmp/x"),
             "127.0.0.1:8080".parse().unwrap(),
+            &[],
             Some(("127.0.0.1:8443".parse().unwrap(), &files)),
         );
         assert!(config.contains("listen 127.0.0.1:8443 ssl"));

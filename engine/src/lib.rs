@@ -46,6 +46,8 @@
 //! Inside: `check` is the per-check state machine (no IO), `reactor` the mio loop, `dns` the
 //! non-blocking resolver, `tls` the shared rustls configuration.
 
+#![warn(missing_docs)]
+
 mod check;
 mod config;
 pub(crate) mod dns;

@@ -3,51 +3,30 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jetmon_testkit::http::{refused_addr, TargetServer};
 use mysql::prelude::Queryable;
 use support::daemon::{notifications, wait_for_notifications, DaemonProcess, TempDir};
-use support::db::{ok, TestDb};
+use support::db::{jetmond_db_init, ok, TestDb};
 
 #[test]
 fn database_mode_checks_its_buckets_and_writes_statuses_back() {
     let Some(db) = TestDb::create("run") else { return };
-    let opts = mysql::Opts::from_url(&db.url).expect("test URL parses");
     let dir = TempDir::new("rundb");
     let config = dir.0.join("jetmond.json");
-    std::fs::write(
+    db.write_config(
         &config,
         serde_json::json!({
-            "database": {
-                "host": opts.get_ip_or_hostname(), "port": opts.get_tcp_port(),
-                "user": opts.get_user().unwrap_or(""), "password": opts.get_pass().unwrap_or(""), "name": db.name,
-            },
             "BUCKET_NO_MIN": 0, "BUCKET_NO_MAX": 10, "BATCH_SIZE": 4, "DB_UPDATES_ENABLE": true,
             "NUM_OF_CHECKS": 2, "TIME_BETWEEN_CHECKS_SEC": 1, "MIN_TIME_BETWEEN_ROUNDS_SEC": 1,
             "check_timeout_sec": 3, "notifications_file": "notes.jsonl", "host_name": "db-test", "allow_networks": ["127.0.0.0/8"],
-        })
-        .to_string(),
-    )
-    .unwrap();
-
-    let init = Command::new(env!("CARGO_BIN_EXE_jetmond"))
-        .args(["db", "init", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "db init: {}",
-        String::from_utf8_lossy(&init.stderr)
+        }),
     );
-    let again = Command::new(env!("CARGO_BIN_EXE_jetmond"))
-        .args(["db", "init", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(again.status.success(), "db init is idempotent");
+
+    jetmond_db_init(&config);
+    // Idempotent: a second init over the existing schema succeeds too.
+    jetmond_db_init(&config);
 
     let up = TargetServer::start("127.0.0.42:0".parse().unwrap(), None).unwrap();
     let dead = format!("http://{}/", refused_addr("127.0.0.42".parse().unwrap()));

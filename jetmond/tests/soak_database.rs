@@ -10,7 +10,7 @@ use std::time::Instant;
 use jetmon_testkit::http::TargetServer;
 use mysql::prelude::Queryable;
 use support::daemon::TempDir;
-use support::db::{ok, TestDb};
+use support::db::{jetmond_db_init, ok, TestDb};
 
 const SITES: u64 = 20_000;
 const ROUND_SECONDS: u64 = 10;
@@ -22,28 +22,16 @@ fn one_round_over_20000_database_sites() {
     let servers: Vec<TargetServer> = (43..47)
         .map(|i| TargetServer::start(format!("127.0.0.{i}:0").parse().unwrap(), None).unwrap())
         .collect();
-    let opts = mysql::Opts::from_url(&db.url).expect("test URL parses");
     let dir = TempDir::new("soak");
     let config = dir.0.join("jetmond.json");
-    std::fs::write(
+    db.write_config(
         &config,
         serde_json::json!({
-            "database": {
-                "host": opts.get_ip_or_hostname(), "port": opts.get_tcp_port(),
-                "user": opts.get_user().unwrap_or(""), "password": opts.get_pass().unwrap_or(""), "name": db.name,
-            },
             "min_time_between_rounds_sec": ROUND_SECONDS, "notifications_file": "notes.jsonl",
             "log_format": "json", "stats_update_interval_ms": 2000, "allow_networks": ["127.0.0.0/8"],
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let init = Command::new(env!("CARGO_BIN_EXE_jetmond"))
-        .args(["db", "init", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+        }),
+    );
+    jetmond_db_init(&config);
     let mut conn = db.conn();
     for chunk in (0..SITES).collect::<Vec<_>>().chunks(1000) {
         let values: Vec<String> = chunk

@@ -11,18 +11,18 @@
 //!
 //! Relative file paths are resolved against the config file's directory.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jetmon_engine::IpNet;
 
+use crate::config_file::{self, resolve_path, ConfigFile, Loaded};
 use crate::weather::WeatherKeys;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+pub use crate::config_file::{ConfigError, ConfigWarning, KeyLocation};
 
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "VERIFLIER_";
@@ -48,7 +48,7 @@ const IGNORED_KEYS: [&str; 5] = [
     "max_checks",
     "debug",
 ];
-const COMMENT_PREFIX: &str = "//";
+const IGNORED_KEY_NOTE: &str = "is a jetmon.js thread-pool setting and is ignored (see max_in_flight)";
 
 /// A token: compared in constant time by the server, never printed by `Debug`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,32 +120,11 @@ pub struct VeriflierConfig {
     pub max_in_flight: usize,
     /// Most checks in one request (the original's `VERIFLIER_BATCH_SIZE`).
     pub batch_size: usize,
-    // --- internet-weather guard (see `crate::weather`) ---
-    /// Known-good URLs checked every `weather_canary_interval_sec`. When every one fails
-    /// `weather_canary_failures` times in a row, this veriflier's own network is taken to be down and it
-    /// answers "unknown" (2) instead of "offline". Empty: only the resolver rule (and the ratio rule if on).
-    pub weather_canaries: Vec<String>,
-    /// Seconds between two checks of each canary.
-    pub weather_canary_interval_sec: u64,
-    /// Consecutive failures of every canary that start degraded mode.
-    pub weather_canary_failures: u32,
-    /// Span of the sliding window of check results, in seconds.
-    pub weather_window_sec: u64,
-    /// Recent checks needed for the failure-ratio rule; 0 (the default) turns it off, because a veriflier
-    /// is asked about sites a monitor already found down, so a high failure ratio is its normal traffic.
-    pub weather_min_samples: u64,
-    /// Failure-ratio rule: at least this percentage...
-    pub weather_min_failure_pct: u8,
-    /// ...and at least this many times the usual ratio...
-    pub weather_baseline_factor: u32,
-    /// ...plus this many percentage points.
-    pub weather_baseline_margin_pct: u8,
-    /// Recent checks failing with `dns_unavailable` that make the resolver down; 0 turns that rule off.
-    pub weather_dns_unavailable_min: u64,
-    /// ...when they are at least this percentage of the recent checks.
-    pub weather_dns_unavailable_pct: u8,
-    /// Seconds every rule must stay clear before degraded mode is left.
-    pub weather_hold_sec: u64,
+    /// The internet-weather guard's `weather_*` keys (see `crate::weather`). A veriflier is asked about
+    /// sites a monitor already found down, so a high failure ratio is its normal traffic: the failure-ratio
+    /// rule is off by default (`weather_min_samples` 0), leaving the canary and resolver rules.
+    #[serde(flatten)]
+    pub weather: WeatherKeys,
 }
 
 impl Default for VeriflierConfig {
@@ -168,17 +147,10 @@ impl Default for VeriflierConfig {
             check_timeout_sec: DEFAULT_CHECK_TIMEOUT_SEC,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             batch_size: DEFAULT_BATCH_SIZE,
-            weather_canaries: Vec::new(),
-            weather_canary_interval_sec: 10,
-            weather_canary_failures: 3,
-            weather_window_sec: 60,
-            weather_min_samples: 0,
-            weather_min_failure_pct: 50,
-            weather_baseline_factor: 3,
-            weather_baseline_margin_pct: 10,
-            weather_dns_unavailable_min: 20,
-            weather_dns_unavailable_pct: 25,
-            weather_hold_sec: 60,
+            weather: WeatherKeys {
+                min_samples: 0,
+                ..WeatherKeys::default()
+            },
         }
     }
 }
@@ -194,7 +166,7 @@ impl VeriflierConfig {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<LoadedConfig, ConfigError> {
-        load(path, env)
+        config_file::load(path, env)
     }
 
     /// The address the server binds.
@@ -210,23 +182,6 @@ impl VeriflierConfig {
     /// The network timeout for legacy callbacks.
     pub fn net_comms_timeout(&self) -> Duration {
         Duration::from_millis(self.net_comms_timeout)
-    }
-
-    /// The `weather_*` keys, for the internet-weather guard.
-    pub fn weather_keys(&self) -> WeatherKeys<'_> {
-        WeatherKeys {
-            canaries: &self.weather_canaries,
-            canary_interval_sec: self.weather_canary_interval_sec,
-            canary_failures: self.weather_canary_failures,
-            window_sec: self.weather_window_sec,
-            min_samples: self.weather_min_samples,
-            min_failure_pct: self.weather_min_failure_pct,
-            baseline_factor: self.weather_baseline_factor,
-            baseline_margin_pct: self.weather_baseline_margin_pct,
-            dns_unavailable_min: self.weather_dns_unavailable_min,
-            dns_unavailable_pct: self.weather_dns_unavailable_pct,
-            hold_sec: self.weather_hold_sec,
-        }
     }
 
     /// `resolve` parsed.
@@ -309,7 +264,7 @@ impl VeriflierConfig {
         if self.batch_size == 0 {
             return Some(("batch_size", "must be at least 1".into()));
         }
-        if let Some(problem) = self.weather_keys().impossibility() {
+        if let Some(problem) = self.weather.impossibility() {
             return Some(problem);
         }
         None
@@ -317,203 +272,30 @@ impl VeriflierConfig {
 }
 
 /// A loaded configuration and the things the operator should hear about it.
-#[derive(Debug, Clone)]
-pub struct LoadedConfig {
-    /// The configuration.
-    pub config: VeriflierConfig,
-    /// Accepted-but-ignored keys and unmatched environment variables, for the log.
-    pub warnings: Vec<String>,
-}
+pub type LoadedConfig = Loaded<VeriflierConfig>;
 
-/// A configuration that cannot be used. Every variant names the file, and the key where one is at fault.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not JSON.
-    #[error("config file {} is not valid JSON: {source}", path.display())]
-    Syntax {
-        /// The config file.
-        path: PathBuf,
-        /// The parser's error, with line and column.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The file is JSON but not an object.
-    #[error("config file {} must hold a JSON object of keys", path.display())]
-    NotAnObject {
-        /// The config file.
-        path: PathBuf,
-    },
-    /// A key veriflierd does not know.
-    #[error("unknown config key `{key}` in {}", path.display())]
-    UnknownKey {
-        /// The key as written.
-        key: String,
-        /// The config file.
-        path: PathBuf,
-    },
-    /// A value of the wrong type or shape.
-    #[error("config key `{key}` in {}{}: {message}", path.display(), via(variable))]
-    InvalidValue {
-        /// The key.
-        key: String,
-        /// The config file.
-        path: PathBuf,
-        /// The environment variable that supplied the value, if any.
-        variable: Option<String>,
-        /// What is wrong.
-        message: String,
-    },
-    /// A well-typed value that cannot work (or a required key left out).
-    #[error("config key `{key}` in {}: {message}", path.display())]
-    ImpossibleValue {
-        /// The key.
-        key: String,
-        /// The config file.
-        path: PathBuf,
-        /// Why it cannot work.
-        message: String,
-    },
-}
+impl ConfigFile for VeriflierConfig {
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
+    const UPPER_CASE_KEYS: bool = false;
 
-fn via(variable: &Option<String>) -> String {
-    match variable {
-        Some(variable) => format!(" (from environment variable {variable})"),
-        None => String::new(),
-    }
-}
-
-struct Setting {
-    value: Value,
-    raw_text: Option<String>,
-    variable: Option<String>,
-}
-
-fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let document: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Syntax {
-        path: path.to_owned(),
-        source,
-    })?;
-    let Value::Object(entries) = document else {
-        return Err(ConfigError::NotAnObject { path: path.to_owned() });
-    };
-    let known = known_keys();
-    let mut warnings = Vec::new();
-    // Sorted so that with several bad values the same one is reported every time.
-    let mut settings: BTreeMap<String, Setting> = BTreeMap::new();
-    for (key, value) in entries {
-        if key.starts_with(COMMENT_PREFIX) {
-            continue;
-        }
-        if IGNORED_KEYS.contains(&key.as_str()) {
-            warnings.push(format!(
-                "config key `{key}` in {} is a jetmon.js thread-pool setting and is ignored (see max_in_flight)",
-                path.display()
-            ));
-        } else if known.contains(&key) {
-            let setting = Setting {
-                value,
-                raw_text: None,
-                variable: None,
-            };
-            settings.insert(key, setting);
-        } else {
-            return Err(ConfigError::UnknownKey {
-                key,
-                path: path.to_owned(),
-            });
-        }
-    }
-    for (variable, text) in env {
-        let Some(suffix) = variable.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let key = suffix.to_ascii_lowercase();
-        if suffix != suffix.to_ascii_uppercase() || !known.contains(&key) {
-            warnings.push(format!(
-                "environment variable {variable} matches no config key and is ignored"
-            ));
-            continue;
-        }
-        let value = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
-        settings.insert(
-            key,
-            Setting {
-                value,
-                raw_text: Some(text),
-                variable: Some(variable),
-            },
-        );
+    fn ignored_key_note(key: &str) -> Option<&'static str> {
+        IGNORED_KEYS.contains(&key).then_some(IGNORED_KEY_NOTE)
     }
 
-    let mut config = VeriflierConfig::default();
-    for (key, setting) in settings {
-        config = apply(&config, &key, setting.value).or_else(|message| {
-            match &setting.raw_text {
-                Some(text) => apply(&config, &key, Value::String(text.clone())).map_err(|_| message),
-                None => Err(message),
+    fn resolve_paths(&mut self, base_dir: &Path) {
+        // Empty means "not set", refused by `impossibility`, and must not become the config directory.
+        for required in [&mut self.privatekey_file, &mut self.privatecert_file] {
+            if !required.as_os_str().is_empty() {
+                *required = resolve_path(base_dir, required);
             }
-            .map_err(|message| ConfigError::InvalidValue {
-                key: key.clone(),
-                path: path.to_owned(),
-                variable: setting.variable.clone(),
-                message,
-            })
-        })?;
+        }
+        for optional in [&mut self.client_ca_file, &mut self.ca_file].into_iter().flatten() {
+            *optional = resolve_path(base_dir, optional);
+        }
     }
-    if let Some((key, message)) = config.impossibility() {
-        return Err(ConfigError::ImpossibleValue {
-            key: key.to_owned(),
-            path: path.to_owned(),
-            message,
-        });
-    }
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    config.privatekey_file = resolve(&base, &config.privatekey_file);
-    config.privatecert_file = resolve(&base, &config.privatecert_file);
-    config.client_ca_file = config.client_ca_file.map(|f| resolve(&base, &f));
-    config.ca_file = config.ca_file.map(|f| resolve(&base, &f));
-    Ok(LoadedConfig { config, warnings })
-}
 
-/// The canonical keys: the fields a [`VeriflierConfig`] serialises, so the list cannot drift.
-fn known_keys() -> Vec<String> {
-    match serde_json::to_value(VeriflierConfig::default()) {
-        Ok(Value::Object(fields)) => fields.keys().cloned().collect(),
-        // A plain struct of plain fields always serialises to an object.
-        _ => Vec::new(),
-    }
-}
-
-/// `config` with `key` set to `value`, or serde's complaint. Applied one key at a time because serde's
-/// error for a whole object does not say which key was wrong.
-fn apply(config: &VeriflierConfig, key: &str, value: Value) -> Result<VeriflierConfig, String> {
-    let mut fields = match serde_json::to_value(config) {
-        Ok(Value::Object(fields)) => fields,
-        _ => Map::new(),
-    };
-    fields.insert(key.to_owned(), value);
-    serde_json::from_value(Value::Object(fields)).map_err(|error| error.to_string())
-}
-
-fn resolve(base: &Path, file: &Path) -> PathBuf {
-    if file.is_absolute() {
-        file.to_owned()
-    } else {
-        base.join(file)
+    fn impossibility(&self) -> Option<(&'static str, String)> {
+        VeriflierConfig::impossibility(self)
     }
 }
 

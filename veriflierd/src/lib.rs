@@ -20,6 +20,8 @@
 //!   our synchronous `POST /v1/check`, and the jetmon.js-compatible `POST /get/host-status` with its
 //!   `/put/host-status` callback.
 //! - [`config`]: the original's `veriflier.json` keys plus ours, with `VERIFLIER_<KEY>` overrides.
+//! - [`config_file`]: the JSON config file machinery (comment keys, spellings, environment overrides, typed
+//!   errors naming key, file and variable) shared with jetmond.
 //! - [`server`]: the HTTPS server (axum, tokio-rustls) and the bridge from the engine's result channel back
 //!   to waiting requests.
 //! - [`client`]: the blocking client jetmond uses (ureq), with a hard per-request deadline and typed errors.
@@ -29,6 +31,7 @@
 
 pub mod client;
 pub mod config;
+pub mod config_file;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -46,7 +46,7 @@ use crate::protocol::{
     STATUS_PATH,
 };
 use crate::tls::{ring_provider, ClientTls};
-use crate::weather::{CanaryThread, SharedGuard, WeatherGuard, WeatherHandle};
+use crate::weather::{CanaryThread, SharedGuard, WeatherHandle};
 
 /// Largest request body accepted. A full batch of 200 long URLs is about 100 KiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -225,13 +225,7 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
 
     let engine = Engine::start(engine_config)?;
     let pending: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
-    let weather_keys = config.weather_keys();
-    let weather = SharedGuard::new(WeatherGuard::new(
-        weather_keys.settings(),
-        config.weather_canaries.clone(),
-        weather_keys.canary_interval(),
-        Instant::now(),
-    ));
+    let weather = SharedGuard::new(config.weather.guard(Instant::now()));
     let dispatcher = {
         let results = engine.results().clone();
         let pending = Arc::clone(&pending);

@@ -29,10 +29,10 @@ fn unreachable_canary_turns_offline_answers_into_unknown_until_it_answers() {
     let ca = TestCa::new("weather");
     let canary = refused_addr(ip("127.0.0.1"));
     let mut config = config(true);
-    config.weather_canaries = vec![format!("http://{canary}/status/200")];
-    config.weather_canary_interval_sec = 1;
-    config.weather_canary_failures = 2;
-    config.weather_hold_sec = 1;
+    config.weather.canaries = vec![format!("http://{canary}/status/200")];
+    config.weather.canary_interval_sec = 1;
+    config.weather.canary_failures = 2;
+    config.weather.hold_sec = 1;
     let server = start_veriflier(&ca, config);
     let site = TargetServer::start("127.0.0.1:0".parse().unwrap(), None).unwrap();
     let dead = refused_addr(ip("127.0.0.1"));

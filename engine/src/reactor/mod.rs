@@ -266,8 +266,8 @@ impl Reactor {
         self.apply(key, step, now);
     }
 
-    /// Calls `f` with the check and its context.
-    fn with_check(&mut self, key: usize, f: impl FnOnce(&mut Check, &mut Context<'_>) -> Step) -> Step {
+    /// The check's slot and its context, borrowed together from the reactor's disjoint fields.
+    fn slot_and_context(&mut self, key: usize) -> Option<(&mut Slot, Context<'_>)> {
         let Reactor {
             slab,
             config,
@@ -276,16 +276,22 @@ impl Reactor {
             request,
             ..
         } = self;
-        let Some(slot) = slab.get_mut(key) else {
-            return Step::Wait;
-        };
-        let mut ctx = Context {
+        let slot = slab.get_mut(key)?;
+        let ctx = Context {
             config,
             tls,
             scratch,
             request,
         };
-        f(&mut slot.check, &mut ctx)
+        Some((slot, ctx))
+    }
+
+    /// Calls `f` with the check and its context.
+    fn with_check(&mut self, key: usize, f: impl FnOnce(&mut Check, &mut Context<'_>) -> Step) -> Step {
+        match self.slot_and_context(key) {
+            Some((slot, mut ctx)) => f(&mut slot.check, &mut ctx),
+            None => Step::Wait,
+        }
     }
 
     /// Calls an IO handler of the check with its socket.
@@ -294,27 +300,12 @@ impl Reactor {
         key: usize,
         f: impl FnOnce(&mut Check, &mut &TcpStream, &mut Context<'_>) -> Step,
     ) -> Step {
-        let Reactor {
-            slab,
-            config,
-            tls,
-            scratch,
-            request,
-            ..
-        } = self;
-        let Some(slot) = slab.get_mut(key) else {
+        let Some((slot, mut ctx)) = self.slot_and_context(key) else {
             return Step::Wait;
         };
-        let Some(socket) = slot.socket.as_ref() else {
+        let Some(mut io) = slot.socket.as_ref() else {
             return Step::Wait;
         };
-        let mut ctx = Context {
-            config,
-            tls,
-            scratch,
-            request,
-        };
-        let mut io = socket;
         f(&mut slot.check, &mut io, &mut ctx)
     }
 

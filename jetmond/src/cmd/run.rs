@@ -347,13 +347,22 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
     let batch_size = config.veriflier_batch_size as usize;
     // Validated when the config was loaded.
     let ops_address = config.ops_address().map_err(RunError::Unsupported)?;
-    let weather = config.weather_guard(std::time::Instant::now());
+    let weather = config.weather.guard(std::time::Instant::now());
+    // Validated at load: empty (off) or an address.
+    let (statsd_address, statsd_prefix) = (config.statsd_address.clone(), config.statsd_prefix.clone());
     let reloader = reloader(args.config.clone(), config, args.once);
     let mut daemon = Daemon::new(settings, engine, store, notifier, machine, signals)
         .with_reloader(reloader)
         .with_weather(weather);
     if let Some(pool) = verifliers {
         daemon = daemon.with_verifliers(pool, batch_size);
+    }
+    if let Ok(addr) = statsd_address.parse() {
+        let statsd = jetmond::ops::statsd::Statsd::new(addr, &statsd_prefix).map_err(|source| RunError::Io {
+            what: "statsd socket".to_string(),
+            source,
+        })?;
+        daemon = daemon.with_statsd(statsd);
     }
     // Kept until the loop returns: dropping the server stops it.
     let _ops_server = match ops_address {

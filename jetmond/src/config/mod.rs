@@ -26,18 +26,17 @@
 //! `sites_file` and `state_file` are resolved against the config file's directory, so the daemon
 //! behaves the same whatever its working directory (systemd starts it in `/`).
 
-mod error;
-mod load;
-
 use std::ops::RangeInclusive;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use veriflierd::config_file::{self, resolve_path, ConfigFile, Loaded};
 
-pub use error::{ConfigError, ConfigWarning, KeyLocation};
+pub use veriflierd::config_file::{ConfigError, ConfigWarning, KeyLocation};
 
 use crate::status::{self, MachineConfig};
+use crate::weather::WeatherKeys;
 
 /// The highest bucket number the fleet uses (`bucket_no` runs over 0–511).
 pub const MAX_BUCKET_NO: u16 = 511;
@@ -45,6 +44,20 @@ pub const MAX_BUCKET_NO: u16 = 511;
 pub const ENV_PREFIX: &str = "JETMON_";
 
 const SECONDS_PER_MINUTE: u64 = 60;
+
+/// jetmon.js keys that configured its Node worker processes; one event loop per core replaces them.
+const WORKER_KEYS: [&str; 5] = [
+    "num_workers",
+    "num_to_process",
+    "dataset_size",
+    "worker_max_checks",
+    "worker_max_mem_mb",
+];
+const WORKER_KEY_NOTE: &str =
+    "is a jetmon.js worker-process setting and is ignored: jetmond runs one event loop per core (see engine_threads, max_in_flight)";
+/// jetmon.js's `DEBUG` switched on verbose logs; log levels now come from `RUST_LOG`.
+const DEBUG_KEY: &str = "debug";
+const DEBUG_KEY_NOTE: &str = "is ignored: set the log level with RUST_LOG (e.g. RUST_LOG=jetmond=debug)";
 
 /// The whole configuration of `jetmond`, with every default filled in.
 ///
@@ -137,6 +150,10 @@ pub struct Config {
     /// e.g. `127.0.0.1:7802` (the original's status port). Plain HTTP without authentication: bind it to
     /// a private address. Empty: no endpoint.
     pub ops_listen: String,
+    /// Send every stats line to this statsd server (`host:port`, UDP), as jetmon.js did. Empty: off.
+    pub statsd_address: String,
+    /// Prefix of the statsd metric names.
+    pub statsd_prefix: String,
 
     // --- WPCOM delivery and its outbox (see `outbox`) ---
     /// Where notifications are delivered: an `https://` URL. Empty: nowhere, notifications are only
@@ -169,30 +186,10 @@ pub struct Config {
     /// Longest delay between two attempts, in seconds.
     pub outbox_retry_max_sec: u64,
 
-    // --- internet-weather guard (see `weather`; the rule is in `veriflierd::weather::detector`) ---
-    /// Known-good URLs checked every `weather_canary_interval_sec`; when all fail, the monitor's own network
-    /// is taken to be down. Empty: only the failure-ratio and resolver rules.
-    pub weather_canaries: Vec<String>,
-    /// Seconds between two checks of each canary.
-    pub weather_canary_interval_sec: u64,
-    /// Consecutive failures of every canary that start degraded mode.
-    pub weather_canary_failures: u32,
-    /// Span of the sliding window of check results, in seconds (12 buckets).
-    pub weather_window_sec: u64,
-    /// Recent checks needed before the failure ratio can start degraded mode; 0 turns that rule off.
-    pub weather_min_samples: u64,
-    /// Degraded when at least this percentage of the recent checks failed (or more, see the next two).
-    pub weather_min_failure_pct: u8,
-    /// ...and at least this many times the usual failure ratio...
-    pub weather_baseline_factor: u32,
-    /// ...plus this many percentage points.
-    pub weather_baseline_margin_pct: u8,
-    /// Recent checks failing with `dns_unavailable` that make the resolver down; 0 turns that rule off.
-    pub weather_dns_unavailable_min: u64,
-    /// ...when they are at least this percentage of the recent checks.
-    pub weather_dns_unavailable_pct: u8,
-    /// Seconds every rule must stay clear before degraded mode is left.
-    pub weather_hold_sec: u64,
+    /// The internet-weather guard's `weather_*` keys (see `weather`; the rule is in
+    /// `veriflierd::weather::detector`).
+    #[serde(flatten)]
+    pub weather: WeatherKeys,
 }
 
 /// How notifications are delivered to `wpcom_url`.
@@ -262,12 +259,49 @@ pub enum LogFormat {
 }
 
 /// A loaded, validated configuration and what the operator should be told about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadedConfig {
-    /// The configuration to run with.
-    pub config: Config,
-    /// Accepted-but-ignored keys and other notes, to log at start.
-    pub warnings: Vec<ConfigWarning>,
+pub type LoadedConfig = Loaded<Config>;
+
+impl ConfigFile for Config {
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
+    const UPPER_CASE_KEYS: bool = true;
+
+    fn ignored_key_note(key: &str) -> Option<&'static str> {
+        if WORKER_KEYS.contains(&key) {
+            Some(WORKER_KEY_NOTE)
+        } else if key == DEBUG_KEY {
+            Some(DEBUG_KEY_NOTE)
+        } else {
+            None
+        }
+    }
+
+    fn resolve_paths(&mut self, base_dir: &Path) {
+        for file in [
+            &mut self.sites_file,
+            &mut self.state_file,
+            &mut self.notifications_file,
+            &mut self.outbox_file,
+        ] {
+            *file = resolve_path(base_dir, file);
+        }
+        for optional in [
+            &mut self.wpcom_ca_file,
+            &mut self.wpcom_client_cert_file,
+            &mut self.wpcom_client_key_file,
+            &mut self.veriflier_ca_file,
+            &mut self.veriflier_client_cert_file,
+            &mut self.veriflier_client_key_file,
+        ] {
+            // Empty means "not set" and must stay empty rather than become the config directory.
+            if !optional.as_os_str().is_empty() {
+                *optional = resolve_path(base_dir, optional);
+            }
+        }
+    }
+
+    fn impossibility(&self) -> Option<(&'static str, String)> {
+        Config::impossibility(self)
+    }
 }
 
 impl Default for Config {
@@ -310,6 +344,8 @@ impl Default for Config {
             veriflier_client_cert_file: PathBuf::new(),
             veriflier_client_key_file: PathBuf::new(),
             ops_listen: String::new(),
+            statsd_address: String::new(),
+            statsd_prefix: "jetmon".to_string(),
             wpcom_url: String::new(),
             wpcom_mode: WpcomMode::Original,
             wpcom_ca_file: PathBuf::new(),
@@ -322,17 +358,7 @@ impl Default for Config {
             outbox_concurrency: 8,
             outbox_retry_initial_ms: 1_000,
             outbox_retry_max_sec: 300,
-            weather_canaries: Vec::new(),
-            weather_canary_interval_sec: 10,
-            weather_canary_failures: 3,
-            weather_window_sec: 60,
-            weather_min_samples: 50,
-            weather_min_failure_pct: 50,
-            weather_baseline_factor: 3,
-            weather_baseline_margin_pct: 10,
-            weather_dns_unavailable_min: 20,
-            weather_dns_unavailable_pct: 25,
-            weather_hold_sec: 60,
+            weather: WeatherKeys::default(),
         }
     }
 }
@@ -341,11 +367,8 @@ impl Config {
     /// Reads, overrides and validates the config file at `path`. `env` is the process environment
     /// (`std::env::vars()`), passed in so tests need not touch the real one; only `JETMON_*` entries
     /// are looked at.
-    pub fn load(
-        path: &std::path::Path,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<LoadedConfig, ConfigError> {
-        load::load(path, env)
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<LoadedConfig, ConfigError> {
+        config_file::load(path, env)
     }
 
     /// The configuration used without any file: every default, embedded mode, no verifliers (so the
@@ -438,7 +461,13 @@ impl Config {
         if let Err(e) = self.ops_address() {
             return Some(("ops_listen", e));
         }
-        if let Some(problem) = self.weather_impossibility() {
+        if !self.statsd_address.is_empty() && self.statsd_address.parse::<std::net::SocketAddr>().is_err() {
+            return Some((
+                "statsd_address",
+                format!("{:?} is not an IP:port address", self.statsd_address),
+            ));
+        }
+        if let Some(problem) = self.weather.impossibility() {
             return Some(problem);
         }
         if let Some(problem) = self.wpcom_impossibility() {
@@ -542,7 +571,6 @@ fn port_from_number_or_string<'de, D: Deserializer<'de>>(deserializer: D) -> Res
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
@@ -623,7 +651,7 @@ mod tests {
     fn jetmond_sample_lists_every_key() {
         let text = std::fs::read_to_string(sample("jetmond.sample.json")).unwrap_or_default();
         let sample: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
-        for key in load::known_keys() {
+        for key in config_file::known_keys::<Config>() {
             assert!(sample.contains_key(&key), "jetmond.sample.json lacks `{key}`");
         }
     }

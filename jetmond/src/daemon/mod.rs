@@ -123,6 +123,8 @@ pub struct Daemon {
     last_store_error: Option<String>,
     /// Where the ops endpoint reads from, when it runs.
     ops: Option<OpsPublisher>,
+    /// statsd output of each stats line, with the counts at the previous one (statsd counters are deltas).
+    statsd: Option<(crate::ops::statsd::Statsd, DaemonStats)>,
     /// The internet-weather guard: canaries, and whether failures are held back (see `crate::weather`).
     weather: WeatherGuard,
 }
@@ -160,6 +162,7 @@ impl Daemon {
             results_at_last_stats: 0,
             last_store_error: None,
             ops: None,
+            statsd: None,
             weather: WeatherGuard::new(
                 WeatherSettings::default(),
                 Vec::new(),
@@ -184,6 +187,12 @@ impl Daemon {
     pub fn with_verifliers(mut self, pool: VeriflierPool, batch_size: usize) -> Daemon {
         self.verifliers = Some(pool);
         self.veriflier_batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Also sends every stats line to statsd.
+    pub fn with_statsd(mut self, statsd: crate::ops::statsd::Statsd) -> Daemon {
+        self.statsd = Some((statsd, self.stats));
         self
     }
 
@@ -610,6 +619,20 @@ impl Daemon {
             notifications = self.stats.notifications,
             "stats"
         );
+        if let Some((statsd, previous)) = &mut self.statsd {
+            statsd.send(&crate::ops::statsd::StatsdSample {
+                up: self.stats.up - previous.up,
+                down: self.stats.down - previous.down,
+                results_per_second: rate,
+                in_flight: engine.in_flight,
+                queued: engine.queued,
+                round_dispatched: dispatched,
+                round_total: total,
+                rechecks_waiting: self.rechecks.len(),
+                notifications: self.stats.notifications - previous.notifications,
+            });
+            *previous = self.stats;
+        }
     }
 
     /// How far behind its start time the next round is because this one is still being dispatched.
@@ -639,6 +662,7 @@ impl Daemon {
                 round_progress: self.round.as_ref().map_or((0, 0), |r| (r.dispatched(), r.len())),
                 round_lag: lag,
                 sites_tracked: self.current_sites.len(),
+                buckets_held: self.store.buckets_held(),
                 rechecks_waiting: self.rechecks.len(),
                 store_error: self.last_store_error.clone(),
                 verifliers: self.verifliers.as_ref().map(VeriflierPool::health).unwrap_or_default(),

@@ -136,7 +136,7 @@ pub fn render(state: &OpsState, now: Instant) -> String {
         out.sample(name, &[], value);
     }
     let round = &snapshot.round;
-    let gauges: [(&str, &str, f64); 11] = [
+    let gauges: [(&str, &str, f64); 12] = [
         (
             "jetmond_checks_in_flight",
             "Checks running in the engine now.",
@@ -163,6 +163,11 @@ pub fn render(state: &OpsState, now: Instant) -> String {
             snapshot.sites_tracked as f64,
         ),
         ("jetmond_round_sites", "Sites in the current round.", round.total as f64),
+        (
+            "jetmond_bucket_leases_held",
+            "Buckets this host holds leases on (bucket_leases; 0 without).",
+            snapshot.buckets_held.unwrap_or(0) as f64,
+        ),
         (
             "jetmond_round_dispatched_sites",
             "Sites of the current round dispatched so far.",

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod publisher;
 pub mod server;
 pub mod state;
+pub mod statsd;
 
 pub use publisher::{LoopState, OpsPublisher};
 pub use server::{OpsServer, OpsServerError};

@@ -31,6 +31,8 @@ pub struct LoopState {
     pub round_lag: Duration,
     /// Sites loaded from the store.
     pub sites_tracked: usize,
+    /// Buckets this host holds leases on (`bucket_leases` only).
+    pub buckets_held: Option<usize>,
     /// Re-checks waiting.
     pub rechecks_waiting: usize,
     /// Why the last store access failed, if it did.
@@ -121,6 +123,7 @@ impl OpsPublisher {
                 last_duration: self.last_round_duration,
             },
             sites_tracked: loop_state.sites_tracked,
+            buckets_held: loop_state.buckets_held,
             rechecks_waiting: loop_state.rechecks_waiting,
             results_per_second,
             store_error: loop_state.store_error,

@@ -48,6 +48,8 @@ pub struct ControlSnapshot {
     pub round: RoundSnapshot,
     /// Sites loaded from the store.
     pub sites_tracked: usize,
+    /// Buckets this host holds leases on (`bucket_leases` only).
+    pub buckets_held: Option<usize>,
     /// Re-checks waiting for their time.
     pub rechecks_waiting: usize,
     /// Results per second over the last few seconds.

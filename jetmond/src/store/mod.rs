@@ -73,6 +73,11 @@ pub trait SiteStore: Send {
         bad: &mut dyn FnMut(StoreError),
     ) -> Result<(), StoreError>;
 
+    /// With bucket leases, how many buckets this host holds right now; `None` without leases.
+    fn buckets_held(&self) -> Option<usize> {
+        None
+    }
+
     /// Writes status changes back, in one batch.
     fn persist_statuses(&mut self, updates: &[StatusUpdate]) -> Result<(), StoreError>;
 }

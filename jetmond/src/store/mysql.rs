@@ -259,6 +259,10 @@ impl SiteStore for MysqlStore {
     /// only touch rows that exist: a site deleted from the table while it was being checked must stay
     /// deleted, where an upsert would bring it back (without its URL). When one site appears several times,
     /// its last update wins.
+    fn buckets_held(&self) -> Option<usize> {
+        self.leased.as_ref().map(|leased| leased.owned().len())
+    }
+
     fn persist_statuses(&mut self, updates: &[StatusUpdate]) -> Result<(), StoreError> {
         if !self.db_updates || updates.is_empty() {
             return Ok(());

@@ -4,6 +4,7 @@
 //! variable is unset and the server cannot be reached, tests skip with a message; when it is set (CI), an
 //! unreachable server fails the test.
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
@@ -129,6 +130,33 @@ impl TestDb {
     pub fn conn(&self) -> Conn {
         ok(connect(&self.url), "connecting to the test database")
     }
+
+    /// Writes a jetmond config file at `path`: `keys` (a JSON object) plus a `database` key pointing at this
+    /// database.
+    pub fn write_config(&self, path: &Path, mut keys: serde_json::Value) {
+        let opts = ok(Opts::from_url(&self.url), "parsing the test URL");
+        keys["database"] = serde_json::json!({
+            "host": opts.get_ip_or_hostname(), "port": opts.get_tcp_port(),
+            "user": opts.get_user().unwrap_or(""), "password": opts.get_pass().unwrap_or(""), "name": self.name,
+        });
+        ok(std::fs::write(path, keys.to_string()), "writing the config file");
+    }
+}
+
+/// Runs `jetmond db init --config <config>` and asserts that it succeeds.
+pub fn jetmond_db_init(config: &Path) {
+    let init = ok(
+        Command::new(env!("CARGO_BIN_EXE_jetmond"))
+            .args(["db", "init", "--config"])
+            .arg(config)
+            .output(),
+        "running jetmond db init",
+    );
+    assert!(
+        init.status.success(),
+        "db init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
 }
 
 impl Drop for TestDb {

@@ -1,41 +1,77 @@
-//! The `weather_*` config keys both daemons accept, read one way: to [`WeatherSettings`], and checked one
-//! way. Each daemon's config lends its values through [`WeatherKeys`].
+//! The `weather_*` config keys both daemons accept, declared, read and checked one way: each daemon's config
+//! holds a [`WeatherKeys`] flattened in (`#[serde(flatten)]`), so the keys sit at the top level of its file.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use super::canary::MAX_CANARIES;
 use super::detector::WeatherSettings;
+use super::guard::WeatherGuard;
 
 const PERCENT: f64 = 100.0;
 
-/// The raw values of the `weather_*` keys (see either daemon's config for their meaning).
-#[derive(Debug, Clone, Copy)]
-pub struct WeatherKeys<'a> {
-    /// `weather_canaries`.
-    pub canaries: &'a [String],
-    /// `weather_canary_interval_sec`.
+/// The `weather_*` keys. The defaults are the documented rule ([`WeatherSettings::default`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeatherKeys {
+    /// `weather_canaries`: known-good URLs checked every `weather_canary_interval_sec`. When every one fails
+    /// `weather_canary_failures` times in a row, the daemon's own network is taken to be down. Empty: only
+    /// the failure-ratio and resolver rules.
+    #[serde(rename = "weather_canaries")]
+    pub canaries: Vec<String>,
+    /// `weather_canary_interval_sec`: seconds between two checks of each canary.
+    #[serde(rename = "weather_canary_interval_sec")]
     pub canary_interval_sec: u64,
-    /// `weather_canary_failures`.
+    /// `weather_canary_failures`: consecutive failures of every canary that start degraded mode.
+    #[serde(rename = "weather_canary_failures")]
     pub canary_failures: u32,
-    /// `weather_window_sec`.
+    /// `weather_window_sec`: span of the sliding window of check results, in seconds (12 buckets).
+    #[serde(rename = "weather_window_sec")]
     pub window_sec: u64,
-    /// `weather_min_samples`.
+    /// `weather_min_samples`: recent checks needed before the failure ratio can start degraded mode; 0 turns
+    /// that rule off.
+    #[serde(rename = "weather_min_samples")]
     pub min_samples: u64,
-    /// `weather_min_failure_pct`.
+    /// `weather_min_failure_pct`: degraded when at least this percentage of the recent checks failed...
+    #[serde(rename = "weather_min_failure_pct")]
     pub min_failure_pct: u8,
-    /// `weather_baseline_factor`.
+    /// `weather_baseline_factor`: ...and at least this many times the usual failure ratio...
+    #[serde(rename = "weather_baseline_factor")]
     pub baseline_factor: u32,
-    /// `weather_baseline_margin_pct`.
+    /// `weather_baseline_margin_pct`: ...plus this many percentage points.
+    #[serde(rename = "weather_baseline_margin_pct")]
     pub baseline_margin_pct: u8,
-    /// `weather_dns_unavailable_min`.
+    /// `weather_dns_unavailable_min`: recent checks failing with `dns_unavailable` that make the resolver
+    /// down; 0 turns that rule off.
+    #[serde(rename = "weather_dns_unavailable_min")]
     pub dns_unavailable_min: u64,
-    /// `weather_dns_unavailable_pct`.
+    /// `weather_dns_unavailable_pct`: ...when they are at least this percentage of the recent checks.
+    #[serde(rename = "weather_dns_unavailable_pct")]
     pub dns_unavailable_pct: u8,
-    /// `weather_hold_sec`.
+    /// `weather_hold_sec`: seconds every rule must stay clear before degraded mode is left.
+    #[serde(rename = "weather_hold_sec")]
     pub hold_sec: u64,
 }
 
-impl WeatherKeys<'_> {
+impl Default for WeatherKeys {
+    fn default() -> Self {
+        WeatherKeys {
+            canaries: Vec::new(),
+            canary_interval_sec: 10,
+            canary_failures: 3,
+            window_sec: 60,
+            min_samples: 50,
+            min_failure_pct: 50,
+            baseline_factor: 3,
+            baseline_margin_pct: 10,
+            dns_unavailable_min: 20,
+            dns_unavailable_pct: 25,
+            hold_sec: 60,
+        }
+    }
+}
+
+impl WeatherKeys {
     /// The detector's thresholds.
     pub fn settings(&self) -> WeatherSettings {
         WeatherSettings {
@@ -52,9 +88,14 @@ impl WeatherKeys<'_> {
         }
     }
 
-    /// The canary interval.
-    pub fn canary_interval(&self) -> Duration {
-        Duration::from_secs(self.canary_interval_sec)
+    /// A guard with these settings, its canaries due at `now`.
+    pub fn guard(&self, now: Instant) -> WeatherGuard {
+        WeatherGuard::new(
+            self.settings(),
+            self.canaries.clone(),
+            Duration::from_secs(self.canary_interval_sec),
+            now,
+        )
     }
 
     /// The first key whose value cannot work, with the reason.
@@ -98,19 +139,10 @@ fn canary_url_problem(url: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn keys(canaries: &[String]) -> WeatherKeys<'_> {
+    fn keys(canaries: &[String]) -> WeatherKeys {
         WeatherKeys {
-            canaries,
-            canary_interval_sec: 10,
-            canary_failures: 3,
-            window_sec: 60,
-            min_samples: 50,
-            min_failure_pct: 50,
-            baseline_factor: 3,
-            baseline_margin_pct: 10,
-            dns_unavailable_min: 20,
-            dns_unavailable_pct: 25,
-            hold_sec: 60,
+            canaries: canaries.to_vec(),
+            ..WeatherKeys::default()
         }
     }
 
