@@ -492,10 +492,11 @@ impl Check {
 
     /// The engine is shutting down before this check finished.
     pub(crate) fn abort(&mut self, now: Instant) -> CheckResult {
-        match self.fail(Failure::new(ErrorClass::Aborted, "engine shut down".to_string()), now) {
-            Step::Finished(result) => result,
-            _ => unreachable!("fail always finishes"),
-        }
+        self.failed_result(
+            Failure::new(ErrorClass::Aborted, "engine shut down".to_string()),
+            0,
+            now,
+        )
     }
 
     fn phase_name(&self) -> &'static str {
@@ -533,9 +534,13 @@ impl Check {
     }
 
     fn fail_with_code(&mut self, failure: Failure, code: u16, now: Instant) -> Step {
+        Step::Finished(self.failed_result(failure, code, now))
+    }
+
+    fn failed_result(&mut self, failure: Failure, code: u16, now: Instant) -> CheckResult {
         self.state = State::Done;
         let failure = failure.on_hop(self.redirects);
-        Step::Finished(outcome::failed_result(
+        outcome::failed_result(
             self.id,
             std::mem::take(&mut self.submitted),
             failure,
@@ -543,7 +548,7 @@ impl Check {
             now.saturating_duration_since(self.started),
             self.timings,
             self.redirects,
-        ))
+        )
     }
 }
 
