@@ -498,6 +498,34 @@ mod tests {
     }
 
     #[test]
+    fn burst_of_lookups_beyond_a_servers_socket_buffer_loses_no_question() {
+        // 2,000 questions at once would overflow a one-thread server's default receive buffer (about 256
+        // small datagrams on Linux) and cost every dropped one an attempt timeout; the resolver keeps at
+        // most `MAX_QUESTIONS_IN_FLIGHT` outstanding, so the server never holds more than that.
+        const NAMES: u64 = 1_000;
+        let name = |i: u64| format!("burst-{i}.test");
+        let zone = (0..NAMES).fold(Zone::default(), |zone, i| zone.a(&name(i), V4).aaaa(&name(i), V6));
+        let upstream = server([127, 0, 0, 84], zone);
+        let mut config = config(&[upstream.addr()]);
+        // Long enough that only a lost datagram, never a slow test machine, can time an attempt out.
+        config.attempt_timeout = Duration::from_secs(5);
+        let mut harness = Harness::new(&config);
+        let now = Instant::now();
+        for waiter in 0..NAMES {
+            assert!(harness.dns.lookup(&name(waiter), 80, waiter, now).is_none());
+        }
+        let answers = harness.answers(NAMES as usize);
+        assert_eq!(answers.len(), NAMES as usize);
+        assert!(answers
+            .iter()
+            .all(|(_, answer)| *answer == addrs(&[V4.into(), V6.into()])));
+        let stats = harness.dns.stats();
+        assert_eq!(stats.timeouts, 0, "no question was lost and waited out");
+        assert_eq!(stats.queries_sent, 2 * NAMES);
+        assert_eq!(upstream.queries(), 2 * NAMES as usize);
+    }
+
+    #[test]
     fn second_lookup_is_a_cache_hit() {
         let upstream = server([127, 0, 0, 78], Zone::default().a("cached.test", V4).ttl(60));
         let mut config = config(&[upstream.addr()]);

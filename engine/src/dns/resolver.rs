@@ -20,6 +20,12 @@ use super::{Addrs, DnsError};
 /// a few thousand questions in flight out of 65,536 ids, needing more than a handful means the table is
 /// nearly full.
 const ID_ALLOCATION_TRIES: usize = 32;
+/// Questions one resolver has sent and not yet seen answered; the rest wait their turn. A burst beyond
+/// what an upstream's socket buffer holds (Linux's default 208 KiB fits about 256 small datagrams, which
+/// every engine thread shares) is dropped by its kernel unseen, and each dropped question costs an attempt
+/// timeout, or worse an IPv4-only answer when its AAAA was the one dropped. It also bounds the answers
+/// that can pile up in our own socket's buffer. At a 20 ms round trip it still allows 3,200 questions/s.
+pub(crate) const MAX_QUESTIONS_IN_FLIGHT: usize = 64;
 
 /// How a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +109,8 @@ struct Question {
     sends: u32,
     transport: Transport,
     deadline: Instant,
+    /// Waiting in `unsent` for room under the in-flight limit; no timer is armed for it yet.
+    unsent: bool,
 }
 
 /// The sans-IO resolver.
@@ -121,6 +129,8 @@ pub(crate) struct Resolver {
     /// Which lookup each waiter is attached to, for `cancel`.
     waiting: HashMap<u64, String>,
     udp_out: VecDeque<Outgoing>,
+    /// Questions not sent yet, oldest first, because [`MAX_QUESTIONS_IN_FLIGHT`] others are out.
+    unsent: VecDeque<u16>,
     tcp_out: VecDeque<TcpAction>,
     completed: VecDeque<Completion>,
     counters: ResolverCounters,
@@ -128,7 +138,8 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     /// A resolver asking `servers` in order, `attempts` rounds (at least one), waiting `attempt_timeout`
-    /// for each answer. `ipv6` adds an AAAA question to every lookup.
+    /// for each answer, with at most [`MAX_QUESTIONS_IN_FLIGHT`] questions out at once. `ipv6` adds an
+    /// AAAA question to every lookup.
     pub(crate) fn new(servers: Vec<SocketAddr>, attempt_timeout: Duration, attempts: u8, ipv6: bool) -> Resolver {
         let rounds = u32::from(attempts.max(1));
         let max_sends = rounds.saturating_mul(u32::try_from(servers.len()).unwrap_or(u32::MAX));
@@ -143,6 +154,7 @@ impl Resolver {
             timers: BTreeSet::new(),
             waiting: HashMap::new(),
             udp_out: VecDeque::new(),
+            unsent: VecDeque::new(),
             tcp_out: VecDeque::new(),
             completed: VecDeque::new(),
             counters: ResolverCounters::default(),
@@ -191,7 +203,7 @@ impl Resolver {
             tracing::debug!(%from, len = bytes.len(), "dns: runt message dropped");
             return;
         };
-        let Some(question) = self.questions.get(&id) else {
+        let Some(question) = self.questions.get(&id).filter(|q| !q.unsent) else {
             tracing::debug!(%from, id, "dns: message for no question in flight dropped");
             return;
         };
@@ -229,7 +241,7 @@ impl Resolver {
         let Some(question) = self.questions.get(&id) else {
             return;
         };
-        if question.transport == transport {
+        if question.transport == transport && !question.unsent {
             self.next_attempt(id, now, detail);
         }
     }
@@ -275,7 +287,8 @@ impl Resolver {
         self.counters
     }
 
-    /// Creates and sends one question; a question that cannot even be encoded is failed at once.
+    /// Creates one question and sends it, or queues it while [`MAX_QUESTIONS_IN_FLIGHT`] others are out; a question
+    /// that cannot even be encoded is failed at once.
     fn ask(&mut self, key: &str, name: &Name, rtype: RecordType, now: Instant) -> Slot {
         if self.servers.is_empty() {
             return Slot::Done(Outcome::Failed("no nameserver configured".to_string()));
@@ -296,10 +309,34 @@ impl Resolver {
             sends: 0,
             transport: Transport::Udp,
             deadline: now,
+            unsent: false,
         };
+        let room = self.in_flight() < MAX_QUESTIONS_IN_FLIGHT;
         self.questions.insert(id, question);
-        self.send_udp(id, now);
+        if room {
+            self.send_udp(id, now);
+        } else if let Some(question) = self.questions.get_mut(&id) {
+            question.unsent = true;
+            self.unsent.push_back(id);
+        }
         Slot::Pending(id)
+    }
+
+    /// Sends queued questions while there is room under the in-flight limit; their attempt timers start
+    /// now, not when they were queued.
+    fn send_unsent(&mut self, now: Instant) {
+        while self.in_flight() < MAX_QUESTIONS_IN_FLIGHT {
+            let Some(id) = self.unsent.pop_front() else { return };
+            if let Some(question) = self.questions.get_mut(&id) {
+                question.unsent = false;
+                self.send_udp(id, now);
+            }
+        }
+    }
+
+    /// Questions sent and not over yet (TCP retries included).
+    fn in_flight(&self) -> usize {
+        self.questions.len().saturating_sub(self.unsent.len())
     }
 
     fn free_id(&mut self) -> Option<u16> {
@@ -377,6 +414,7 @@ impl Resolver {
         let Some(question) = self.questions.remove(&id) else {
             return;
         };
+        self.send_unsent(now);
         self.timers.remove(&(question.deadline, id));
         if question.transport == Transport::Tcp {
             self.tcp_out.push_back(TcpAction::Close(id));
@@ -406,6 +444,11 @@ impl Resolver {
         let Some(question) = self.questions.get_mut(&id) else {
             return;
         };
+        if question.unsent {
+            // Its one send, when its turn comes, is the last attempt; its timer starts then.
+            question.sends = question.sends.max(max_sends.saturating_sub(1));
+            return;
+        }
         question.sends = question.sends.max(max_sends);
         let deadline = question.deadline.min(now + self.attempt_timeout);
         let previous = std::mem::replace(&mut question.deadline, deadline);
@@ -744,6 +787,44 @@ mod tests {
         }
         assert_eq!(resolver.poll_completion(), None);
         assert_eq!(resolver.next_deadline(), Some(now + TIMEOUT));
+    }
+
+    #[test]
+    fn questions_beyond_the_in_flight_limit_wait_for_room_and_time_from_their_send() {
+        let now = Instant::now();
+        let mut resolver = Resolver::new(servers(1), TIMEOUT, 2, true);
+        let lookups = MAX_QUESTIONS_IN_FLIGHT / 2 + 1;
+        for i in 0..lookups {
+            let key = format!("n{i}.test");
+            resolver.start(&key, &name(&format!("{key}.")), i as u64, now);
+        }
+        let first = sent(&mut resolver);
+        assert_eq!(
+            first.len(),
+            MAX_QUESTIONS_IN_FLIGHT,
+            "the last lookup's two questions wait"
+        );
+        assert_eq!(resolver.counters().queries_sent, MAX_QUESTIONS_IN_FLIGHT as u64);
+
+        // An answer frees one place: the oldest waiting question goes out, its timer starting then.
+        let later = now + TIMEOUT / 2;
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        resolver.on_message(
+            first[0].server,
+            &answer(&first[0], ResponseCode::NoError, &[v4]),
+            Transport::Udp,
+            later,
+        );
+        let next = sent(&mut resolver);
+        assert_eq!(next.len(), 1);
+        assert_eq!(rtype(&next[0]), RecordType::A);
+        resolver.on_timeout(now + TIMEOUT);
+        assert_eq!(
+            resolver.counters().timeouts,
+            MAX_QUESTIONS_IN_FLIGHT as u64 - 1,
+            "only questions sent at `now` time out at now + TIMEOUT"
+        );
+        assert_eq!(resolver.next_deadline(), Some(later + TIMEOUT));
     }
 
     #[test]
