@@ -1,5 +1,6 @@
 //! The monitor's side of the veriflier RPC: the body of a `200` answer to `POST /v1/check`, as
-//! `VeriflierClient::check` decodes it. A veriflier (or whatever answers on its address) is not trusted
+//! `VeriflierClient::check` decodes it, and the legacy mode's acknowledgement and `/put/host-status`
+//! callback body (which jetmond's callback server parses). A veriflier (or whatever answers on its address) is not trusted
 //! to send well-formed results.
 //!
 //! Input: one body. No panic; every refusal prints; an accepted response, written out again, parses to
@@ -8,9 +9,23 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use veriflierd::protocol::{parse_check_response, RemoteStatus};
+use veriflierd::protocol::{parse_check_response, parse_legacy_ack, parse_legacy_callback, RemoteStatus};
 
 fuzz_target!(|data: &[u8]| {
+    // Legacy bodies: no panic, refusals print, accepted callbacks only carry defined statuses.
+    if let Err(e) = parse_legacy_ack(data) {
+        let _ = e.to_string();
+    }
+    match parse_legacy_callback(data) {
+        Ok(callback) => {
+            for item in &callback.checks {
+                assert_eq!(RemoteStatus::from_u8(item.status.as_u8()), Some(item.status));
+            }
+        }
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
     let response = match parse_check_response(data) {
         Ok(response) => response,
         Err(e) => {

@@ -9,45 +9,17 @@ mod support;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
-use jetmon_engine::EngineConfig;
 use jetmon_testkit::http::{refused_addr, TargetServer};
 use jetmon_testkit::tls::TestCa;
-use support::daemon::{daemon_log, notifications, wait_for_notifications, DaemonProcess, TempDir};
-use veriflierd::config::{MonitorConfig, Token, VeriflierConfig};
-use veriflierd::server::{start, RunningServer, StartOptions};
-use veriflierd::tls::ClientTls;
-
-const MONITOR_NAME: &str = "monitor-1";
-const MONITOR_TOKEN: &str = "monitor-secret";
+use support::daemon::{DaemonProcess, TempDir};
+use support::verifliers::{
+    first_down_checks, start_veriflier, stop_with_site_quiet, verifier_entry, veriflier_hosts, write_monitor_config,
+    MONITOR_TOKEN,
+};
+use veriflierd::server::RunningServer;
 
 fn veriflier(ca: &TestCa, ip: &str, name: &str, resolve: Vec<String>) -> RunningServer {
-    let config = VeriflierConfig {
-        veriflier_name: name.into(),
-        auth_token: Token(format!("{name}-token")),
-        listen_address: ip.parse().unwrap(),
-        listen_port: 0,
-        privatekey_file: "unused.key".into(),
-        privatecert_file: "unused.crt".into(),
-        monitors: vec![MonitorConfig {
-            name: MONITOR_NAME.into(),
-            host: "127.0.0.1".into(),
-            auth_token: Token(MONITOR_TOKEN.into()),
-        }],
-        allow_networks: vec!["127.0.0.0/8".into()],
-        resolve,
-        check_timeout_sec: 3,
-        ..VeriflierConfig::default()
-    };
-    let mut engine = EngineConfig::default();
-    engine.threads = 1;
-    engine.dns.hosts_file = None;
-    let options = StartOptions {
-        base_engine: engine,
-        server_tls: Some(ca.server_config(&[ip])),
-        callback_tls: Some(ClientTls::from_pem(Some(ca.cert_pem().as_bytes()), None).expect("test CA parses")),
-        shutdown_grace: Duration::from_secs(1),
-    };
-    start(config, options).expect("veriflier starts")
+    start_veriflier(ca, ip, name, resolve, |_| {})
 }
 
 #[test]
@@ -73,15 +45,11 @@ fn quorum_confirms_real_outages_and_ignores_the_monitors_own_view() {
         format!("1 http://{dead_a}/\n2 http://siteb.test:{port_b}/status/200\n"),
     )
     .unwrap();
-    let verifier = |name: &str, addr: SocketAddr, token: &str| serde_json::json!({"name": name, "host": addr.ip().to_string(), "port": addr.port(), "auth_token": token});
-    let config = dir.0.join("jetmond.json");
-    std::fs::write(
-        &config,
+    let verifier = verifier_entry;
+    let config = write_monitor_config(
+        &dir.0,
         serde_json::json!({
-            "sites_file": "sites.txt", "state_file": "state.json", "notifications_file": "notes.jsonl",
-            "min_time_between_rounds_sec": 1, "time_between_checks_sec": 1, "num_of_checks": 2,
-            "check_timeout_sec": 2, "timeout_for_requests_sec": 3, "host_name": MONITOR_NAME,
-            "allow_networks": ["127.0.0.0/8"], "resolve": [format!("siteb.test:{port_b}:127.0.0.56")],
+            "timeout_for_requests_sec": 3, "resolve": [format!("siteb.test:{port_b}:127.0.0.56")],
             "veriflier_ca_file": ca_file, "PEER_OFFLINE_LIMIT": 2,
             "VERIFIERS": [
                 verifier("v1", v1.local_addr(), MONITOR_TOKEN),
@@ -90,27 +58,14 @@ fn quorum_confirms_real_outages_and_ignores_the_monitors_own_view() {
                 verifier("v-wrong-token", v1.local_addr(), "not-the-token"),
                 verifier("v-untrusted", untrusted.local_addr(), MONITOR_TOKEN),
             ],
-        })
-        .to_string(),
-    )
-    .unwrap();
+        }),
+    );
     let notes = dir.0.join("notes.jsonl");
     let daemon = DaemonProcess::start(&config);
 
-    let n = wait_for_notifications(&notes, "site 1 confirmed DOWN", |n| !n.is_empty());
-    assert_eq!(
-        (n[0]["blog_id"].as_u64(), n[0]["status_id"].as_u64()),
-        (Some(1), Some(0)),
-        "{n:?}"
-    );
-    let checks = n[0]["checks"].as_array().unwrap();
+    let checks = first_down_checks(&notes, 1);
     let local = checks.iter().filter(|c| c["type"] == 1).count();
-    let mut remote: Vec<&str> = checks
-        .iter()
-        .filter(|c| c["type"] == 2)
-        .filter_map(|c| c["host"].as_str())
-        .collect();
-    remote.sort_unstable();
+    let remote = veriflier_hosts(&checks);
     assert_eq!(local, 2, "{checks:?}");
     assert_eq!(
         remote,
@@ -120,14 +75,7 @@ fn quorum_confirms_real_outages_and_ignores_the_monitors_own_view() {
     assert!(checks.iter().filter(|c| c["type"] == 2).all(|c| c["status"] == 0));
 
     // Give site 2 time for its re-checks and a veriflier round trip: it must stay RUNNING.
-    std::thread::sleep(Duration::from_secs(6));
-    assert!(daemon.terminate().success());
-    let n = notifications(&notes);
-    assert!(
-        n.iter().all(|x| x["blog_id"] != 2),
-        "site 2 is up for the verifliers: no DOWN: {n:?}"
-    );
-    let log = daemon_log(&config);
+    let log = stop_with_site_quiet(daemon, &config, &notes, 2, Duration::from_secs(6));
     for (name, why) in [
         ("v-hanging", "no complete answer within"),
         ("v-wrong-token", "unauthorized"),

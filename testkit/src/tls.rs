@@ -129,6 +129,16 @@ impl TestCa {
         Arc::new(config)
     }
 
+    /// A server certificate for `names` signed by this CA, as `(cert_pem, key_pem)` (PKCS#8), for servers
+    /// that read their certificate from files.
+    ///
+    /// # Panics
+    /// If `names` is empty or holds a name rcgen rejects.
+    pub fn server_identity(&self, names: &[&str]) -> (String, String) {
+        let leaf = self.sign_leaf(names, ExtendedKeyUsagePurpose::ServerAuth);
+        (leaf.cert_pem, leaf.key_pem)
+    }
+
     /// A client certificate for `name` signed by this CA, as `(cert_pem, key_pem)` (PKCS#8).
     ///
     /// # Panics

@@ -28,7 +28,10 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::protocol::{parse_check_response, CheckBatch, CheckItem, ErrorBody, ResultItem, CHECK_PATH};
+use crate::protocol::{
+    parse_check_response, parse_legacy_ack, CheckBatch, CheckItem, ErrorBody, LegacyRequest, ResultItem, CHECK_PATH,
+    LEGACY_CHECK_PATH,
+};
 use crate::tls::ClientTls;
 
 /// Largest response body accepted: a full batch of results is well under 1 MiB.
@@ -74,6 +77,14 @@ pub enum ClientError {
     /// The answer is HTTP 200 but its body is not the expected JSON.
     #[error("cannot decode answer: {0}")]
     Decode(String),
+    /// A jetmon.js-compatible veriflier answered HTTP 200 but did not accept the batch (`status` other than 1).
+    #[error("batch not accepted (status {status}): {reason}")]
+    Refused {
+        /// The `status` it answered.
+        status: i8,
+        /// Its `error`, or a note that it gave none.
+        reason: String,
+    },
 }
 
 /// A client for one veriflier's synchronous `/v1/check` endpoint. Cheap to share between threads.
@@ -81,6 +92,7 @@ pub enum ClientError {
 pub struct VeriflierClient {
     name: String,
     url: Url,
+    legacy_url: Url,
     token: String,
     poster: JsonPoster,
     monitor: Option<String>,
@@ -103,10 +115,12 @@ impl VeriflierClient {
         };
         let base = Url::parse(base_url).map_err(|e| invalid(&e.to_string()))?;
         let url = base.join(CHECK_PATH).map_err(|e| invalid(&e.to_string()))?;
+        let legacy_url = base.join(LEGACY_CHECK_PATH).map_err(|e| invalid(&e.to_string()))?;
         check_https(&url)?;
         Ok(VeriflierClient {
             name: name.into(),
             url,
+            legacy_url,
             token: token.into(),
             poster: JsonPoster::new(&tls, timeout),
             monitor: None,
@@ -158,7 +172,40 @@ impl VeriflierClient {
     }
 }
 
-/// The error message of a JSON [`ErrorBody`], or the body as text.
+impl VeriflierClient {
+    /// Hands `checks` to a jetmon.js-compatible veriflier (`POST /get/host-status`, the token in the body as
+    /// `auth_token`, as jetmon.js sent it) and returns once it has accepted them. The results do not come
+    /// back here: the veriflier posts them later to the monitor's `/put/host-status`.
+    pub fn send_legacy(&self, checks: &[CheckItem]) -> Result<(), ClientError> {
+        let request = LegacyRequest {
+            auth_token: self.token.clone(),
+            checks: checks.to_vec(),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let response = self.poster.post(&self.legacy_url, &[], &body)?;
+        match response.status {
+            200 => {
+                let ack = parse_legacy_ack(&response.body).map_err(|e| ClientError::Decode(e.to_string()))?;
+                if ack.status == 1 {
+                    Ok(())
+                } else {
+                    Err(ClientError::Refused {
+                        status: ack.status,
+                        reason: ack.error.unwrap_or_else(|| "no reason given".to_string()),
+                    })
+                }
+            }
+            401 => Err(ClientError::Unauthorized(error_message(&response.body))),
+            status => Err(ClientError::Http {
+                status,
+                body: error_message(&response.body),
+            }),
+        }
+    }
+}
+
+/// The error message of a JSON [`ErrorBody`] (or a refused legacy ack, which carries `error` too), or the
+/// body as text.
 fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(error) => error.error,

@@ -22,8 +22,10 @@
 //! - [`config`]: the original's `veriflier.json` keys plus ours, with `VERIFLIER_<KEY>` overrides.
 //! - [`config_file`]: the JSON config file machinery (comment keys, spellings, environment overrides, typed
 //!   errors naming key, file and variable) shared with jetmond.
-//! - [`server`]: the HTTPS server (axum, tokio-rustls) and the bridge from the engine's result channel back
-//!   to waiting requests.
+//! - [`server`]: the veriflier's routes and the bridge from the engine's result channel back to waiting
+//!   requests.
+//! - [`https`]: the HTTPS serving (axum, tokio-rustls, limits, certificate files) shared with jetmond's
+//!   legacy-callback server.
 //! - [`client`]: the blocking client jetmond uses (ureq), with a hard per-request deadline and typed errors.
 //! - [`tls`]: PEM files to verified TLS client settings, shared with jetmond's WPCOM client.
 
@@ -32,6 +34,7 @@
 pub mod client;
 pub mod config;
 pub mod config_file;
+pub mod https;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -9,6 +9,9 @@
 //!   at once with a [`LegacyAck`]; the results follow later as a [`LegacyCallback`] that the veriflier posts
 //!   to the monitor's `/put/host-status`.
 //!
+//! jetmond speaks both as a client: `/v1/check` to new verifliers, `/get/host-status` to old Qt ones, whose
+//! callbacks its own server parses with [`parse_legacy_callback`].
+//!
 //! The parsers here are pure (bytes in, typed value or [`ProtocolError`] out) so fuzz targets can call them.
 
 use std::fmt;
@@ -159,7 +162,9 @@ pub struct LegacyRequest {
 /// refused (with `error`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyAck {
-    /// The veriflier's name.
+    /// The veriflier's name. Optional when decoding: the Qt veriflier's answer is only sure to carry
+    /// `status`.
+    #[serde(default)]
     pub veriflier: String,
     /// 1 when the batch was accepted, -1 when it was refused.
     pub status: i8,
@@ -226,21 +231,25 @@ pub enum ProtocolError {
 /// # Ok::<(), veriflierd::protocol::ProtocolError>(())
 /// ```
 pub fn parse_check_request(body: &[u8]) -> Result<CheckBatch, ProtocolError> {
-    let batch: CheckBatch = parse(body)?;
-    if batch.checks.is_empty() {
-        return Err(ProtocolError::Empty);
-    }
-    Ok(batch)
+    parse_non_empty(body, |batch: &CheckBatch| batch.checks.len())
 }
 
 /// Parses a jetmon.js `POST /get/host-status` body. Unknown fields are ignored there, as the original did,
 /// so a jetmon.js that sends extra fields keeps working.
 pub fn parse_legacy_request(body: &[u8]) -> Result<LegacyRequest, ProtocolError> {
-    let request: LegacyRequest = parse(body)?;
-    if request.checks.is_empty() {
-        return Err(ProtocolError::Empty);
-    }
-    Ok(request)
+    parse_non_empty(body, |request: &LegacyRequest| request.checks.len())
+}
+
+/// Parses the immediate answer to `POST /get/host-status`, as the monitor's client does. Only `status`
+/// must be there (the Qt veriflier's answer may carry nothing else); unknown fields are ignored.
+pub fn parse_legacy_ack(body: &[u8]) -> Result<LegacyAck, ProtocolError> {
+    parse(body)
+}
+
+/// Parses a `POST /put/host-status` body, as the monitor's callback server does. Unknown fields are ignored
+/// (older and newer verifliers may add some); a callback without results is refused like an empty batch.
+pub fn parse_legacy_callback(body: &[u8]) -> Result<LegacyCallback, ProtocolError> {
+    parse_non_empty(body, |callback: &LegacyCallback| callback.checks.len())
 }
 
 /// Parses the body of a `200` answer to `POST /v1/check`, as the monitor's client does. Unknown fields are
@@ -248,6 +257,15 @@ pub fn parse_legacy_request(body: &[u8]) -> Result<LegacyRequest, ProtocolError>
 /// judge, since only it knows the request.
 pub fn parse_check_response(body: &[u8]) -> Result<CheckResponse, ProtocolError> {
     parse(body)
+}
+
+/// Parses a body whose list of checks (counted by `len`) must not be empty.
+fn parse_non_empty<T: DeserializeOwned>(body: &[u8], len: impl Fn(&T) -> usize) -> Result<T, ProtocolError> {
+    let value: T = parse(body)?;
+    if len(&value) == 0 {
+        return Err(ProtocolError::Empty);
+    }
+    Ok(value)
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProtocolError> {
@@ -337,6 +355,35 @@ mod tests {
             parse_legacy_request(br#"{"auth_token":"t","extra":1,"checks":[{"blog_id":2,"monitor_url":"u"}]}"#)
                 .unwrap();
         assert_eq!(request.checks.len(), 1);
+    }
+
+    #[test]
+    fn legacy_ack_needs_only_a_status() {
+        let ack = parse_legacy_ack(br#"{"status":1}"#).unwrap();
+        assert_eq!((ack.status, ack.veriflier.as_str()), (1, ""));
+        assert!(matches!(
+            parse_legacy_ack(br#"{"veriflier":"v"}"#),
+            Err(ProtocolError::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn legacy_callback_names_bad_fields_and_refuses_empty_ones() {
+        let callback = parse_legacy_callback(
+            br#"{"auth_token":"t","veriflier":"v","checks":[{"blog_id":1,"monitor_url":"u","status":0,"rtt":0,"code":995}]}"#,
+        )
+        .unwrap();
+        assert_eq!(callback.checks[0].code, 995);
+        let err =
+            parse_legacy_callback(br#"{"auth_token":"t","veriflier":"v","checks":[{"blog_id":"1"}]}"#).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::Shape { path, .. } if path == "checks[0].blog_id"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_legacy_callback(br#"{"auth_token":"t","veriflier":"v","checks":[]}"#),
+            Err(ProtocolError::Empty)
+        );
     }
 
     #[test]

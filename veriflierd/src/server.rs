@@ -20,51 +20,34 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use jetmon_engine::{AddressPolicy, CheckRequest, CheckResult, Engine, EngineConfig, EngineError, Submitter, Verdict};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use subtle::ConstantTimeEq;
-use tokio::sync::{mpsc, watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use rustls::ServerConfig;
+use tokio::sync::mpsc;
 use url::Url;
 
 use crate::client::post_json;
 use crate::config::{MonitorConfig, VeriflierConfig};
+use crate::https::{bind, error_response as error, find_by_token, read_parsed, server_tls, tls_error, HttpsServer};
 use crate::protocol::{
-    parse_check_request, parse_legacy_request, CheckItem, CheckResponse, ErrorBody, LegacyAck, LegacyCallback,
-    LegacyResultItem, RemoteStatus, ResultItem, CHECK_PATH, HEALTHZ_PATH, LEGACY_CALLBACK_PATH, LEGACY_CHECK_PATH,
-    STATUS_PATH,
+    parse_check_request, parse_legacy_request, CheckItem, CheckResponse, LegacyAck, LegacyCallback, LegacyResultItem,
+    RemoteStatus, ResultItem, CHECK_PATH, HEALTHZ_PATH, LEGACY_CALLBACK_PATH, LEGACY_CHECK_PATH, STATUS_PATH,
 };
-use crate::tls::{ring_provider, ClientTls};
+use crate::tls::ClientTls;
 use crate::weather::{CanaryThread, SharedGuard, WeatherHandle};
 
-/// Largest request body accepted. A full batch of 200 long URLs is about 100 KiB.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 1024;
-/// A client that has not finished its TLS handshake by then is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent a whole request head by then is dropped (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop cannot spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub use crate::https::MAX_BODY_BYTES;
+
 /// Time a batch waits beyond the check deadline before giving up on a missing result. The engine delivers
 /// every result within its deadline; this only guards against a bug turning into a hung request.
 const RESULT_SLACK: Duration = Duration::from_secs(5);
 /// Default time in-flight requests get to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Worker threads of the HTTP runtime: it only parses JSON and waits; the engine does the work.
-const HTTP_WORKER_THREADS: usize = 2;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -129,9 +112,7 @@ impl Default for StartOptions {
 /// inside an async runtime.
 pub struct RunningServer {
     local_addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    runtime: Option<tokio::runtime::Runtime>,
-    serve_task: Option<tokio::task::JoinHandle<()>>,
+    http: Option<HttpsServer>,
     engine: Option<Engine>,
     dispatcher: Option<JoinHandle<()>>,
     canaries: Option<CanaryThread>,
@@ -163,13 +144,9 @@ impl RunningServer {
     }
 
     fn stop_now(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(runtime) = self.runtime.take() {
-            if let Some(task) = self.serve_task.take() {
-                let _ = runtime.block_on(task);
-            }
-            // Legacy batches still running are dropped with the runtime; their monitors time them out.
-            runtime.shutdown_timeout(Duration::from_secs(1));
+        // Legacy batches still running are dropped with the server's runtime; their monitors time them out.
+        if let Some(mut http) = self.http.take() {
+            http.stop();
         }
         if let Some(canaries) = self.canaries.take() {
             canaries.stop();
@@ -214,14 +191,7 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
         .resolve_overrides()
         .map_err(|e| ServeError::Config(format!("`resolve`: {e}")))?;
 
-    let addr = config.listen_addr();
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = bind(config.listen_addr())?;
 
     let engine = Engine::start(engine_config)?;
     let pending: Arc<Mutex<HashMap<u64, Waiter>>> = Arc::default();
@@ -246,16 +216,6 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
             .map_err(ServeError::Runtime)?
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(HTTP_WORKER_THREADS)
-        .thread_name("veriflierd-http")
-        .enable_all()
-        .build()
-        .map_err(ServeError::Runtime)?;
-    let listener = {
-        let _entered = runtime.enter();
-        tokio::net::TcpListener::from_std(listener).map_err(|source| ServeError::Bind { addr, source })?
-    };
     let canaries = weather
         .start_canaries(engine.submitter())
         .map_err(ServeError::Runtime)?;
@@ -269,20 +229,18 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
         next_id: AtomicU64::new(1),
         callback_tls,
     });
-    let (stop, stopped) = watch::channel(false);
-    let serve_task = runtime.spawn(serve(
+    let http = HttpsServer::start(
         listener,
-        TlsAcceptor::from(server_tls),
+        server_tls,
         router(app),
-        stopped,
+        "veriflierd-http",
         options.shutdown_grace,
-    ));
+    )?;
+    let local_addr = http.local_addr();
     tracing::info!(%local_addr, "veriflier listening");
     Ok(RunningServer {
         local_addr,
-        stop,
-        runtime: Some(runtime),
-        serve_task: Some(serve_task),
+        http: Some(http),
         engine: Some(engine),
         dispatcher: Some(dispatcher),
         canaries,
@@ -293,55 +251,16 @@ pub fn start(config: VeriflierConfig, options: StartOptions) -> Result<RunningSe
 /// The server's TLS config from `privatecert_file`/`privatekey_file`, requiring client certificates signed
 /// by `client_ca_file` when that is set.
 pub fn server_tls_config(config: &VeriflierConfig) -> Result<Arc<ServerConfig>, ServeError> {
-    let certs = read_certs(&config.privatecert_file)?;
-    let key = read_key(&config.privatekey_file)?;
-    let provider = ring_provider();
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(Path::new(""), e))?;
-    let builder = match &config.client_ca_file {
-        Some(file) => {
-            let roots = read_roots(file)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| tls_error(file, e))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut server = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| tls_error(&config.privatekey_file, e))?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(server))
+    server_tls(
+        &config.privatecert_file,
+        &config.privatekey_file,
+        config.client_ca_file.as_deref(),
+    )
 }
 
 /// The client TLS settings for legacy callbacks: trusts `ca_file`, or the web roots when there is none.
 pub fn callback_tls_config(ca_file: Option<&Path>) -> Result<ClientTls, ServeError> {
     ClientTls::from_files(ca_file, None).map_err(|e| tls_error(ca_file.unwrap_or(Path::new("")), e.reason()))
-}
-
-fn tls_error(file: &Path, error: impl std::fmt::Display) -> ServeError {
-    ServeError::Tls {
-        file: file.to_owned(),
-        reason: error.to_string(),
-    }
-}
-
-fn read_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, ServeError> {
-    crate::tls::read_certificates(file, "certificate file").map_err(|e| tls_error(file, e.reason()))
-}
-
-fn read_key(file: &Path) -> Result<PrivateKeyDer<'static>, ServeError> {
-    crate::tls::read_private_key(file, "key file").map_err(|e| tls_error(file, e.reason()))
-}
-
-fn read_roots(file: &Path) -> Result<RootCertStore, ServeError> {
-    let mut roots = RootCertStore::empty();
-    for cert in read_certs(file)? {
-        roots.add(cert).map_err(|e| tls_error(file, e))?;
-    }
-    Ok(roots)
 }
 
 /// A check waiting for its result: the channel of its batch and its place in the batch.
@@ -384,16 +303,9 @@ struct App {
 }
 
 impl App {
-    /// The monitor whose token is `given`. Every monitor's token is compared, without stopping at a match,
-    /// so timing tells nothing about which one matched or how much of it.
+    /// The monitor whose token is `given` (constant time, see [`find_by_token`]).
     fn monitor_for_token(&self, given: &[u8]) -> Option<&MonitorConfig> {
-        let mut found = None;
-        for monitor in &self.config.monitors {
-            if bool::from(monitor.auth_token.as_bytes().ct_eq(given)) {
-                found = Some(monitor);
-            }
-        }
-        found
+        find_by_token(&self.config.monitors, |monitor| &monitor.auth_token.0, given)
     }
 
     /// Runs `checks` on the engine and waits for all results.
@@ -457,68 +369,6 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-async fn serve(
-    listener: tokio::net::TcpListener,
-    acceptor: TlsAcceptor,
-    router: Router,
-    mut stopped: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => permit,
-            _ = stopped.changed() => break,
-        };
-        let Ok(permit) = permit else { break };
-        let (socket, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => break,
-        };
-        let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
-        let watcher = graceful.watcher();
-        // The handshake runs in the connection's task so a slow client cannot stall the accept loop.
-        tokio::spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => {
-                    tracing::info!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "requests still running at the end of the shutdown grace period");
-    }
-}
-
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(ErrorBody { error: message })).into_response()
-}
-
 fn legacy_error(app: &App, status: StatusCode, message: String) -> Response {
     let ack = LegacyAck {
         veriflier: app.config.veriflier_name.clone(),
@@ -526,36 +376,6 @@ fn legacy_error(app: &App, status: StatusCode, message: String) -> Response {
         error: Some(message),
     };
     (status, Json(ack)).into_response()
-}
-
-/// Why a body could not be read: too large (413) or broken (400).
-fn read_error(status: StatusCode) -> (StatusCode, String) {
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!("request body is larger than {MAX_BODY_BYTES} bytes")
-    } else {
-        "request body could not be read".to_string()
-    };
-    (status, message)
-}
-
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, (StatusCode, String)> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // Refused before reading a byte of it.
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(read_error(StatusCode::PAYLOAD_TOO_LARGE));
-    }
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
-        let too_large =
-            std::error::Error::source(&error).is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        read_error(if too_large {
-            StatusCode::PAYLOAD_TOO_LARGE
-        } else {
-            StatusCode::BAD_REQUEST
-        })
-    })
 }
 
 fn too_many(app: &App, count: usize) -> Option<String> {
@@ -578,13 +398,9 @@ async fn check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> R
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return response;
     };
-    let bytes = match read_body(&headers, body).await {
-        Ok(bytes) => bytes,
-        Err((status, message)) => return error(status, message),
-    };
-    let batch = match parse_check_request(&bytes) {
+    let batch = match read_parsed(&headers, body, parse_check_request).await {
         Ok(batch) => batch,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, problem.to_string()),
+        Err((status, message)) => return error(status, message),
     };
     if let Some(name) = &batch.monitor {
         if name != &monitor.name {
@@ -663,13 +479,9 @@ fn legacy_item(item: &CheckItem, result: Option<&CheckResult>) -> LegacyResultIt
 }
 
 async fn legacy_check(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let bytes = match read_body(&headers, body).await {
-        Ok(bytes) => bytes,
-        Err((status, message)) => return legacy_error(&app, status, message),
-    };
-    let request = match parse_legacy_request(&bytes) {
+    let request = match read_parsed(&headers, body, parse_legacy_request).await {
         Ok(request) => request,
-        Err(problem) => return legacy_error(&app, StatusCode::BAD_REQUEST, problem.to_string()),
+        Err((status, message)) => return legacy_error(&app, status, message),
     };
     let Some(monitor) = app.monitor_for_token(request.auth_token.as_bytes()).cloned() else {
         return legacy_error(&app, StatusCode::UNAUTHORIZED, "wrong auth_token".into());

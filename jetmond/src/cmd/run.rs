@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jetmon_engine::{AddressPolicy, Engine, EngineConfig};
-use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat};
+use jetmond::config::{Config, ConfigError, LoadedConfig, LogFormat, VeriflierMode};
+use jetmond::daemon::legacy_callback::{LegacyCallbackServer, LegacyVeriflier};
 use jetmond::daemon::verifliers::VeriflierPool;
 use jetmond::daemon::{Daemon, DaemonSettings, Reloader, Signals};
 use jetmond::fleet::{LeaseKeeper, LeaseStore};
@@ -48,6 +49,9 @@ pub enum RunError {
     /// The ops endpoint could not start.
     #[error(transparent)]
     Ops(#[from] jetmond::ops::OpsServerError),
+    /// The server receiving legacy verifliers' results could not start.
+    #[error("legacy callback server (legacy_callback_*): {0}")]
+    LegacyCallback(#[from] veriflierd::server::ServeError),
     /// The notifier (journal, outbox, WPCOM client) could not start.
     #[error(transparent)]
     Outbox(#[from] jetmond::outbox::OutboxError),
@@ -192,8 +196,12 @@ fn engine_config(config: &Config) -> EngineConfig {
     engine
 }
 
-/// Clients for the configured verifliers, each verifying the veriflier's certificate; `None` without any.
-fn veriflier_pool(config: &Config, monitor_name: &str) -> Result<Option<VeriflierPool>, RunError> {
+/// The verifliers' pool and, when some veriflier is legacy, the server receiving their results.
+type Verifliers = (VeriflierPool, Option<LegacyCallbackServer>);
+
+/// Clients for the configured verifliers, each verifying the veriflier's certificate, and the legacy
+/// callback server when needed; `None` without any veriflier.
+fn verifliers(config: &Config, monitor_name: &str) -> Result<Option<Verifliers>, RunError> {
     if config.verifiers.is_empty() {
         return Ok(None);
     }
@@ -233,14 +241,42 @@ fn veriflier_pool(config: &Config, monitor_name: &str) -> Result<Option<Veriflie
         )
         .map_err(|e| RunError::Unsupported(format!("veriflier {:?}: {e}", v.name)))?
         .with_monitor_name(monitor_name);
-        clients.push(client);
+        clients.push((client, v.mode));
     }
     tracing::info!(
-        verifliers = ?config.verifiers.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+        verifliers = ?config.verifiers.iter().map(|v| (v.name.as_str(), v.mode)).collect::<Vec<_>>(),
         quorum = config.peer_offline_limit,
         "verifliers confirm DOWN decisions"
     );
-    Ok(Some(VeriflierPool::start(clients)))
+    let pool = VeriflierPool::start(clients);
+    let callbacks = legacy_callback_server(config, &pool)?;
+    Ok(Some((pool, callbacks)))
+}
+
+/// The HTTPS server legacy verifliers post their results to, feeding the pool's reply channel; `None`
+/// when every veriflier speaks v1.
+fn legacy_callback_server(config: &Config, pool: &VeriflierPool) -> Result<Option<LegacyCallbackServer>, RunError> {
+    let legacy: Vec<LegacyVeriflier> = config
+        .verifiers
+        .iter()
+        .filter(|v| v.mode == VeriflierMode::Legacy)
+        .map(|v| LegacyVeriflier {
+            name: v.name.clone(),
+            auth_token: v.auth_token.clone(),
+        })
+        .collect();
+    if legacy.is_empty() {
+        return Ok(None);
+    }
+    // Validated when the config was loaded (an address; certificate and key set with a legacy veriflier).
+    let addr = config.legacy_callback_address().map_err(RunError::Unsupported)?;
+    let tls = veriflierd::https::server_tls(
+        &config.legacy_callback_cert_file,
+        &config.legacy_callback_key_file,
+        None,
+    )?;
+    let server = LegacyCallbackServer::start(addr, tls, legacy, pool.reply_sender())?;
+    Ok(Some(server))
 }
 
 fn daemon_settings(config: &Config, once: bool) -> DaemonSettings {
@@ -285,6 +321,18 @@ fn reloader(path: Option<PathBuf>, running: Config, once: bool) -> Reloader {
                 new.notifications_file != running.notifications_file,
             ),
             ("verifiers", new.verifiers != running.verifiers),
+            (
+                "legacy_callback_*",
+                (
+                    &new.legacy_callback_listen,
+                    &new.legacy_callback_cert_file,
+                    &new.legacy_callback_key_file,
+                ) != (
+                    &running.legacy_callback_listen,
+                    &running.legacy_callback_cert_file,
+                    &running.legacy_callback_key_file,
+                ),
+            ),
             (
                 "bucket_no_min/bucket_no_max",
                 new.bucket_range() != running.bucket_range(),
@@ -343,7 +391,7 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
     let engine = Engine::start(engine_config(&config))?;
     let settings = daemon_settings(&config, args.once);
     let machine = StatusMachine::new(config.machine_config());
-    let verifliers = veriflier_pool(&config, &settings.host_name)?;
+    let verifliers = verifliers(&config, &settings.host_name)?;
     let batch_size = config.veriflier_batch_size as usize;
     // Validated when the config was loaded.
     let ops_address = config.ops_address().map_err(RunError::Unsupported)?;
@@ -354,9 +402,14 @@ pub fn run(args: RunArgs, init_logging: impl FnOnce(LogFormat)) -> Result<(), Ru
     let mut daemon = Daemon::new(settings, engine, store, notifier, machine, signals)
         .with_reloader(reloader)
         .with_weather(weather);
-    if let Some(pool) = verifliers {
-        daemon = daemon.with_verifliers(pool, batch_size);
-    }
+    // Kept until the loop returns: dropping the server stops it.
+    let _legacy_callbacks = match verifliers {
+        Some((pool, callbacks)) => {
+            daemon = daemon.with_verifliers(pool, batch_size);
+            callbacks
+        }
+        None => None,
+    };
     if let Ok(addr) = statsd_address.parse() {
         let statsd = jetmond::ops::statsd::Statsd::new(addr, &statsd_prefix).map_err(|source| RunError::Io {
             what: "statsd socket".to_string(),

@@ -44,6 +44,8 @@ pub const MAX_BUCKET_NO: u16 = 511;
 pub const ENV_PREFIX: &str = "JETMON_";
 
 const SECONDS_PER_MINUTE: u64 = 60;
+/// The legacy callback server's address: every interface, on the port jetmon.js's own server used.
+const DEFAULT_LEGACY_CALLBACK_LISTEN: &str = "0.0.0.0:7800";
 
 /// jetmon.js keys that configured its Node worker processes; one event loop per core replaces them.
 const WORKER_KEYS: [&str; 5] = [
@@ -146,6 +148,15 @@ pub struct Config {
     pub veriflier_client_cert_file: PathBuf,
     /// Private key (PEM) of `veriflier_client_cert_file`.
     pub veriflier_client_key_file: PathBuf,
+    /// Where the HTTPS server that receives the results of `"mode": "legacy"` verifliers listens
+    /// (`POST /put/host-status`; the verifliers' `jetmon_server_port` is its port). Only started when some
+    /// veriflier is legacy.
+    pub legacy_callback_listen: String,
+    /// Certificate chain (PEM) of the legacy callback server; the verifliers verify it. Needed with a
+    /// legacy veriflier.
+    pub legacy_callback_cert_file: PathBuf,
+    /// Private key (PEM) of `legacy_callback_cert_file`.
+    pub legacy_callback_key_file: PathBuf,
     /// Address of the ops endpoint (`/metrics`, `/healthz`, `/readyz`, `/api/…`, the status page at `/`),
     /// e.g. `127.0.0.1:7802` (the original's status port). Plain HTTP without authentication: bind it to
     /// a private address. Empty: no endpoint.
@@ -215,8 +226,24 @@ pub struct VeriflierConfig {
     /// files wrote it.
     #[serde(deserialize_with = "port_from_number_or_string")]
     pub port: u16,
-    /// Token this monitor sends to the veriflier.
+    /// Token this monitor sends to the veriflier. A legacy veriflier's callbacks must carry the same token
+    /// (its own `auth_token`), as in jetmon.js setups where both sides shared one.
     pub auth_token: String,
+    /// The protocol it speaks. Absent (as in every jetmon.js config): `v1`.
+    #[serde(default)]
+    pub mode: VeriflierMode,
+}
+
+/// How jetmond talks to one veriflier (`docs/protocol.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VeriflierMode {
+    /// veriflierd's synchronous `POST /v1/check`: the answer carries the results.
+    #[default]
+    V1,
+    /// jetmon.js's protocol, for the original Qt verifliers: `POST /get/host-status`, results posted back
+    /// later to jetmond's `/put/host-status` (`legacy_callback_*` keys).
+    Legacy,
 }
 
 /// Connection settings of the MySQL/MariaDB database.
@@ -291,6 +318,8 @@ impl ConfigFile for Config {
             &mut self.veriflier_ca_file,
             &mut self.veriflier_client_cert_file,
             &mut self.veriflier_client_key_file,
+            &mut self.legacy_callback_cert_file,
+            &mut self.legacy_callback_key_file,
         ] {
             // Empty means "not set" and must stay empty rather than become the config directory.
             if !optional.as_os_str().is_empty() {
@@ -343,6 +372,9 @@ impl Default for Config {
             veriflier_ca_file: PathBuf::new(),
             veriflier_client_cert_file: PathBuf::new(),
             veriflier_client_key_file: PathBuf::new(),
+            legacy_callback_listen: DEFAULT_LEGACY_CALLBACK_LISTEN.to_string(),
+            legacy_callback_cert_file: PathBuf::new(),
+            legacy_callback_key_file: PathBuf::new(),
             ops_listen: String::new(),
             statsd_address: String::new(),
             statsd_prefix: "jetmon".to_string(),
@@ -473,6 +505,9 @@ impl Config {
         if let Some(problem) = self.wpcom_impossibility() {
             return Some(problem);
         }
+        if let Some(problem) = self.legacy_callback_impossibility() {
+            return Some(problem);
+        }
         for (index, veriflier) in self.verifiers.iter().enumerate() {
             if veriflier.name.is_empty() {
                 return Some(("verifiers", format!("entry {index} has an empty name")));
@@ -504,6 +539,37 @@ impl Config {
             .parse()
             .map(Some)
             .map_err(|e| format!("{:?} is not an IP:port address: {e}", self.ops_listen))
+    }
+
+    /// `legacy_callback_listen` parsed.
+    pub fn legacy_callback_address(&self) -> Result<std::net::SocketAddr, String> {
+        self.legacy_callback_listen
+            .parse()
+            .map_err(|e| format!("{:?} is not an IP:port address: {e}", self.legacy_callback_listen))
+    }
+
+    /// Whether some veriflier speaks the legacy protocol, so the callback server must run.
+    pub fn has_legacy_verifliers(&self) -> bool {
+        self.verifiers.iter().any(|v| v.mode == VeriflierMode::Legacy)
+    }
+
+    fn legacy_callback_impossibility(&self) -> Option<(&'static str, String)> {
+        if let Err(e) = self.legacy_callback_address() {
+            return Some(("legacy_callback_listen", e));
+        }
+        if !self.has_legacy_verifliers() {
+            return None;
+        }
+        for (key, file) in [
+            ("legacy_callback_cert_file", &self.legacy_callback_cert_file),
+            ("legacy_callback_key_file", &self.legacy_callback_key_file),
+        ] {
+            if file.as_os_str().is_empty() {
+                // Verifliers post results over HTTPS only: without a certificate nothing can arrive.
+                return Some((key, "is needed with a veriflier of \"mode\": \"legacy\"".into()));
+            }
+        }
+        None
     }
 
     /// `resolve` parsed.
@@ -672,6 +738,7 @@ mod tests {
                 host: "veriflier".into(),
                 port: 7801,
                 auth_token: "change-me-too".into(),
+                mode: VeriflierMode::V1,
             }]
         );
         let mut ignored: Vec<&str> = warnings.iter().map(|warning| warning.at.key.as_str()).collect();
@@ -701,6 +768,7 @@ mod tests {
                 host: "h".into(),
                 port: 1,
                 auth_token: "t".into(),
+                mode: VeriflierMode::V1,
             }],
             ..Config::default()
         };
@@ -920,6 +988,33 @@ mod tests {
             .ok()
             .and_then(|loaded| loaded.config.ops_address().ok().flatten());
         assert_eq!(address, Some(std::net::SocketAddr::from(([127, 0, 0, 1], 7802))));
+    }
+
+    #[test]
+    fn legacy_verifliers_need_a_callback_certificate() {
+        let file = TempConfig::new(
+            r#"{"peer_offline_limit": 1, "verifiers": [{"name": "v1", "host": "a", "port": 1, "auth_token": "t", "mode": "legacy"}]}"#,
+        );
+        assert!(
+            matches!(file.load(&[]), Err(ConfigError::ImpossibleValue { at, .. }) if at.key == "legacy_callback_cert_file")
+        );
+        let file = TempConfig::new(
+            r#"{"peer_offline_limit": 1, "legacy_callback_cert_file": "c.pem", "legacy_callback_key_file": "k.pem",
+                "VERIFIERS": [{"name": "v1", "host": "a", "port": 1, "auth_token": "t", "mode": "legacy"}]}"#,
+        );
+        let config = file.load(&[]).map(|loaded| loaded.config);
+        assert!(
+            matches!(&config, Ok(c) if c.has_legacy_verifliers() && c.legacy_callback_cert_file == file.dir.join("c.pem")),
+            "{config:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_veriflier_mode_rejected() {
+        let file = TempConfig::new(
+            r#"{"peer_offline_limit": 1, "verifiers": [{"name": "v1", "host": "a", "port": 1, "auth_token": "t", "mode": "qt"}]}"#,
+        );
+        assert!(error_text(file.load(&[])).contains("`verifiers`"));
     }
 
     #[test]

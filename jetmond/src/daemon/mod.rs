@@ -3,6 +3,7 @@
 //! database or notifier stalls this thread only, never the engine's event loops, which keep checking
 //! what they were given.
 
+pub mod legacy_callback;
 pub mod notify;
 pub mod schedule;
 pub mod verifliers;

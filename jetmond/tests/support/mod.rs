@@ -5,3 +5,4 @@ pub mod daemon;
 pub mod db;
 pub mod http;
 pub mod receiver;
+pub mod verifliers;
