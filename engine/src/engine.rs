@@ -69,6 +69,8 @@ pub(crate) struct Counters {
     fd_exhausted: AtomicU64,
     dns_cache_hits: AtomicU64,
     dns_cache_misses: AtomicU64,
+    dns_queries: AtomicU64,
+    dns_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -106,6 +108,10 @@ impl Counters {
             .fetch_add(now.cache_hits.saturating_sub(before.cache_hits), Ordering::Relaxed);
         self.dns_cache_misses
             .fetch_add(now.cache_misses.saturating_sub(before.cache_misses), Ordering::Relaxed);
+        self.dns_queries
+            .fetch_add(now.queries_sent.saturating_sub(before.queries_sent), Ordering::Relaxed);
+        self.dns_timeouts
+            .fetch_add(now.timeouts.saturating_sub(before.timeouts), Ordering::Relaxed);
     }
 }
 
@@ -133,6 +139,11 @@ pub struct EngineStats {
     pub dns_cache_hits: u64,
     /// DNS lookups that went to the network.
     pub dns_cache_misses: u64,
+    /// DNS questions sent (A and AAAA count separately; retransmissions count again).
+    pub dns_queries: u64,
+    /// DNS questions that got no answer in time from the server they were sent to (each costs the
+    /// attempt timeout; a rising count means the resolver or the path to it is in trouble).
+    pub dns_timeouts: u64,
 }
 
 struct Lane {
@@ -309,6 +320,8 @@ impl Engine {
             fd_exhausted: c.fd_exhausted.load(Ordering::Relaxed),
             dns_cache_hits: c.dns_cache_hits.load(Ordering::Relaxed),
             dns_cache_misses: c.dns_cache_misses.load(Ordering::Relaxed),
+            dns_queries: c.dns_queries.load(Ordering::Relaxed),
+            dns_timeouts: c.dns_timeouts.load(Ordering::Relaxed),
         }
     }
 

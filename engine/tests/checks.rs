@@ -372,8 +372,20 @@ fn dead_resolver_is_dns_unavailable_not_the_sites_fault() {
     let dns = DnsServer::start(addr("127.0.0.15:0"), Zone::default().silent("slow.test")).unwrap();
     let mut config = local_config();
     config.dns.nameservers = vec![dns.addr()];
-    let r = run_one(config, "http://slow.test/".to_string());
+    let engine = Engine::start(config).unwrap();
+    engine.submit(CheckRequest::new(1, "http://slow.test/")).unwrap();
+    let r = engine.results().recv_timeout(Duration::from_secs(30)).unwrap();
     assert_failed(&r, ErrorClass::DnsUnavailable, Some(995));
+    // The unanswered questions show in the stats (published by the loop right after the result).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while engine.stats().dns_timeouts == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = engine.stats();
+    assert!(
+        stats.dns_timeouts >= 1 && stats.dns_queries >= stats.dns_timeouts,
+        "{stats:?}"
+    );
 }
 
 #[test]

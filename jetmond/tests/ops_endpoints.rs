@@ -84,6 +84,9 @@ fn metrics_and_api_report_the_known_checks() {
     assert_metric(text, "jetmond_store_up", "1");
     assert_metric(text, "jetmond_ready", "1");
     assert_metric(text, "jetmond_notifications_total", "0");
+    // The sites are IP literals: no DNS question was needed, so none can have timed out.
+    assert_metric(text, "jetmond_dns_queries_total", "0");
+    assert_metric(text, "jetmond_dns_timeouts_total", "0");
     for family in [
         "jetmond_checks_in_flight ",
         "jetmond_round_lag_seconds ",

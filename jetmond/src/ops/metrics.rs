@@ -83,7 +83,7 @@ pub fn render(state: &OpsState, now: Instant) -> String {
     };
     let daemon = &snapshot.daemon;
     let engine = &snapshot.engine;
-    let counters: [(&str, &str, u64); 10] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "jetmond_checks_dispatched_total",
             "Checks sent to the engine (rounds and re-checks).",
@@ -124,6 +124,16 @@ pub fn render(state: &OpsState, now: Instant) -> String {
             "jetmond_dns_cache_misses_total",
             "DNS lookups sent to the network.",
             engine.dns_cache_misses,
+        ),
+        (
+            "jetmond_dns_queries_total",
+            "DNS questions sent (A and AAAA separately, retransmissions included).",
+            engine.dns_queries,
+        ),
+        (
+            "jetmond_dns_timeouts_total",
+            "DNS questions that got no answer in time from the server they were sent to.",
+            engine.dns_timeouts,
         ),
         (
             "jetmond_fd_exhausted_total",
