@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{ClientConfig, RootCertStore};
 
@@ -71,10 +72,10 @@ pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>
         source,
     };
     let pem = std::fs::read(path).map_err(read_err)?;
-    let mut certs = Vec::new();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        certs.push(cert.map_err(read_err)?);
-    }
+    // rustls' own PEM reader, as the rest of the project uses (rustls-pemfile is unmaintained).
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| read_err(std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())))?;
     if certs.is_empty() {
         return Err(TlsConfigError::NoCertificates {
             path: path.to_path_buf(),
